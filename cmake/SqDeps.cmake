@@ -1,0 +1,12 @@
+# Header-only and small dependencies: the system package first (Debian), else a prefix
+# given with CMAKE_PREFIX_PATH (the GPU machine unpacks Debian's .debs into one).
+find_package(nlohmann_json 3.10 REQUIRED)
+find_package(CLI11 2.1 CONFIG QUIET)
+if(NOT CLI11_FOUND)
+  find_path(CLI11_INCLUDE_DIR CLI/CLI.hpp REQUIRED)
+  add_library(CLI11 INTERFACE)
+  target_include_directories(CLI11 SYSTEM INTERFACE ${CLI11_INCLUDE_DIR})
+  add_library(CLI11::CLI11 ALIAS CLI11)
+endif()
+find_package(Eigen3 3.3 QUIET NO_MODULE)
+find_package(LibLZMA REQUIRED)

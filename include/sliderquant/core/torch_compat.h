@@ -1,0 +1,37 @@
+// core/torch_compat: the only place that knows libtorch 1.13 (Debian) from 2.x (wheels).
+// Everything else uses the API common to both through these helpers.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+#include <torch/version.h>
+
+#include <string>
+
+#if TORCH_VERSION_MAJOR >= 2
+#define SQ_TORCH2 1
+#else
+#define SQ_TORCH2 0
+#endif
+
+namespace sq {
+
+// Causal attention on [B, H, T, D] tensors, with an optional sliding window (0 = none).
+// q, k, v share dtype; K/V heads must already be expanded to H. Uses the fused
+// scaled_dot_product_attention where the libtorch has it (2.x, no window), otherwise
+// matmul + float32 softmax (the HF "eager" path).
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            double scale, int64_t sliding_window);
+
+bool cuda_available();
+void cuda_synchronize();
+// Peak bytes allocated on the current CUDA device since the last reset (0 without CUDA support).
+int64_t cuda_peak_bytes();
+void cuda_reset_peak();
+
+// Resolve "auto" | "cpu" | "cuda" | "cuda:N" to a device; throws UsageError for bad names
+// and Error when CUDA is asked for but unavailable.
+c10::Device resolve_device(const std::string& name);
+
+std::string torch_version_string();
+
+}  // namespace sq

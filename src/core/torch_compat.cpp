@@ -1,0 +1,86 @@
+// core/torch_compat: the libtorch 1.13 / 2.x differences, in one file.
+#include "sliderquant/core/torch_compat.h"
+
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+
+#if defined(SQ_HAVE_CUDA_LIBS) && __has_include(<c10/cuda/CUDACachingAllocator.h>) && \
+    __has_include(<cuda_runtime_api.h>)
+#include <c10/cuda/CUDACachingAllocator.h>
+#include <c10/cuda/CUDAFunctions.h>
+#define SQ_CUDA_STATS 1
+#else
+#define SQ_CUDA_STATS 0
+#endif
+
+#include "sliderquant/core/error.h"
+
+namespace sq {
+
+at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                            double scale, int64_t sliding_window) {
+  const int64_t T = q.size(2), S = k.size(2);
+#if SQ_TORCH2
+  if (sliding_window <= 0 || sliding_window >= S) {
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                            /*is_causal=*/true, /*scale=*/scale);
+  }
+#endif
+  // Eager path: scores in the input dtype, softmax in float32 (as HF's eager attention).
+  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)).mul_(scale);  // [B,H,T,S]
+  auto opts = at::TensorOptions().device(q.device()).dtype(at::kLong);
+  at::Tensor qi = at::arange(S - T, S, opts).unsqueeze(1);  // query positions
+  at::Tensor kj = at::arange(0, S, opts).unsqueeze(0);       // key positions
+  at::Tensor masked = kj > qi;
+  if (sliding_window > 0) masked = masked.logical_or(kj <= qi - sliding_window);
+  at::Tensor probs = at::softmax(scores.to(at::kFloat).masked_fill_(masked, -INFINITY), -1);
+  return at::matmul(probs.to(q.scalar_type()), v);
+}
+
+bool cuda_available() { return torch::cuda::is_available(); }
+
+void cuda_synchronize() {
+  if (cuda_available()) torch::cuda::synchronize();
+}
+
+int64_t cuda_peak_bytes() {
+#if SQ_CUDA_STATS
+  if (!cuda_available()) return 0;
+  auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(c10::cuda::current_device());
+  return stats.allocated_bytes[size_t(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+#else
+  return 0;
+#endif
+}
+
+void cuda_reset_peak() {
+#if SQ_CUDA_STATS
+  if (cuda_available()) c10::cuda::CUDACachingAllocator::resetPeakStats(c10::cuda::current_device());
+#endif
+}
+
+c10::Device resolve_device(const std::string& name) {
+  if (name == "auto") return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
+  if (name == "cpu") return c10::Device(c10::kCPU);
+  if (name.rfind("cuda", 0) == 0) {
+    c10::Device d(c10::kCUDA, 0);
+    try {
+      d = c10::Device(name);
+    } catch (const std::exception&) {
+      throw UsageError("unknown device '" + name + "' (use auto, cpu, cuda or cuda:N)");
+    }
+    SQ_CHECK(cuda_available(), "--device " << name << " asked for CUDA, but this build of "
+                               "libtorch (" << torch_version_string() << ") sees no CUDA device");
+    SQ_CHECK(d.index() < int(torch::cuda::device_count()),
+             "--device " << name << ": only " << torch::cuda::device_count() << " CUDA device(s)");
+    return d;
+  }
+  throw UsageError("unknown device '" + name + "' (use auto, cpu, cuda or cuda:N)");
+}
+
+std::string torch_version_string() {
+  return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
+         std::to_string(TORCH_VERSION_PATCH);
+}
+
+}  // namespace sq
