@@ -8,6 +8,7 @@
     __has_include(<cuda_runtime_api.h>)
 #include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAFunctions.h>
+#include <cuda_runtime_api.h>
 #define SQ_CUDA_STATS 1
 #else
 #define SQ_CUDA_STATS 0
@@ -56,6 +57,17 @@ int64_t cuda_peak_bytes() {
 void cuda_reset_peak() {
 #if SQ_CUDA_STATS
   if (cuda_available()) c10::cuda::CUDACachingAllocator::resetPeakStats(c10::cuda::current_device());
+#endif
+}
+
+int64_t cuda_total_bytes() {
+#if SQ_CUDA_STATS
+  if (!cuda_available()) return 0;
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) return 0;
+  return int64_t(total_b);
+#else
+  return 0;
 #endif
 }
 

@@ -27,6 +27,8 @@ void cuda_synchronize();
 // Peak bytes allocated on the current CUDA device since the last reset (0 without CUDA support).
 int64_t cuda_peak_bytes();
 void cuda_reset_peak();
+// Total memory of the current CUDA device in bytes (0 when unknown or no CUDA).
+int64_t cuda_total_bytes();
 
 // Resolve "auto" | "cpu" | "cuda" | "cuda:N" to a device; throws UsageError for bad names
 // and Error when CUDA is asked for but unavailable.

@@ -1,0 +1,76 @@
+// model/forward: the one decoder forward pass (RMSNorm, RoPE in HF's rotate-half layout,
+// causal GQA attention, SwiGLU MLP) and the block runner that moves weights to the compute
+// device: the whole model when it fits the memory budget, else one block at a time.
+// Calibration reuses Runner::block() to run the model block by block.
+#pragma once
+#include <ATen/core/Tensor.h>
+#include <c10/core/Device.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "sliderquant/model/model.h"
+
+namespace sq {
+
+struct RunnerOptions {
+  c10::ScalarType dtype = c10::kFloat;    // compute dtype of weights and activations
+  c10::Device device = c10::Device(c10::kCPU);
+  // Bytes of converted weights allowed to stay on the device; -1 = automatic
+  // (CPU: everything; CUDA: 85% of the device's memory minus activations).
+  int64_t resident_budget = -1;
+};
+
+// RoPE tables for positions [0, n): cos/sin [n, head_dim] in float32 on the device.
+struct RopeTable {
+  at::Tensor cos, sin;
+};
+RopeTable make_rope(const ModelConfig& c, int64_t n, c10::Device device);
+// The inverse frequencies [head_dim/2] (float32) after rope_scaling, as HF computes them.
+at::Tensor rope_inv_freq(const ModelConfig& c);
+
+// A block's weights converted to the compute dtype and device (q/k/v and gate/up fused).
+struct BlockWeights {
+  at::Tensor attn_norm, q_norm, k_norm, mlp_norm;
+  at::Tensor w_qkv, b_qkv;  // [q_dim + 2 kv_dim, H], bias or undefined
+  at::Tensor w_o, b_o;
+  at::Tensor w_gate_up, b_gate_up;  // [2 I, H]
+  at::Tensor w_down, b_down;
+  int64_t nbytes() const;
+};
+BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dtype,
+                           c10::Device device, int64_t index);
+
+// x [B, T, H] -> [B, T, H]: one decoder layer on positions [0, T).
+at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
+                         const RopeTable& rope);
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
+
+class Runner {
+ public:
+  Runner(const Model& model, RunnerOptions opts);
+  const RunnerOptions& options() const { return opts_; }
+  bool resident() const { return resident_; }
+  const Model& model() const { return model_; }
+
+  at::Tensor embed(const at::Tensor& ids) const;        // [B,T] int64 (any device) -> [B,T,H]
+  at::Tensor block(int64_t i, const at::Tensor& x);     // runs layer i (loads it if needed)
+  at::Tensor head(const at::Tensor& x);                 // final norm + lm_head -> [B,T,V]
+  at::Tensor logits(const at::Tensor& ids);             // the whole model
+  // Loads block i onto the device (no-op when resident) and drops the previous one.
+  const BlockWeights& weights(int64_t i);
+  int64_t resident_bytes() const;
+
+ private:
+  const Model& model_;
+  RunnerOptions opts_;
+  bool resident_ = false;
+  std::vector<BlockWeights> blocks_;  // all blocks when resident
+  BlockWeights current_;              // streaming mode: the block on the device
+  int64_t current_index_ = -1;
+  at::Tensor final_norm_, lm_head_;
+  RopeTable rope_;
+  const RopeTable& rope(int64_t n);
+};
+
+}  // namespace sq

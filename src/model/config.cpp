@@ -1,0 +1,184 @@
+// model/config: config.json -> ModelConfig. The keys every family shares are read here;
+// each family's own keys and quirks are read by its ArchSpec (src/arch/<family>.cpp).
+#include <nlohmann/json.hpp>
+
+#include "../arch/arch_common.h"
+#include "sliderquant/core/util.h"
+
+namespace sq {
+using namespace arch;
+
+namespace {
+
+std::optional<RopeScaling> parse_rope_scaling(const nlohmann::json& j, const std::string& where) {
+  if (!has_value(j, "rope_scaling")) return std::nullopt;
+  const nlohmann::json& r = j["rope_scaling"];
+  SQ_CHECK(r.is_object(), where << ": rope_scaling must be an object or null");
+  std::string type;
+  if (has_value(r, "rope_type")) type = r["rope_type"].get<std::string>();
+  else if (has_value(r, "type")) type = r["type"].get<std::string>();
+  if (type.empty() || type == "default") return std::nullopt;
+  RopeScaling s;
+  s.type = type;
+  const std::string rw = where + " rope_scaling";
+  if (type == "llama3") {
+    s.factor = opt_num(r, "factor", 8.0, rw);
+    s.low_freq_factor = opt_num(r, "low_freq_factor", 1.0, rw);
+    s.high_freq_factor = opt_num(r, "high_freq_factor", 4.0, rw);
+    s.original_max_position_embeddings = opt_int(r, "original_max_position_embeddings", 8192, rw);
+    SQ_CHECK(s.high_freq_factor > s.low_freq_factor,
+             rw << ": high_freq_factor must be greater than low_freq_factor");
+  } else if (type == "linear") {
+    SQ_CHECK(has_value(r, "factor"), rw << ": missing required key 'factor'");
+    s.factor = opt_num(r, "factor", 1.0, rw);
+  } else {
+    SQ_FAIL(where << ": rope_scaling type '" << type << "' is not supported (supported: llama3, linear)");
+  }
+  SQ_CHECK(s.factor > 0, rw << ": factor must be positive");
+  return s;
+}
+
+}  // namespace
+
+int64_t ModelConfig::param_count() const {
+  const int64_t H = hidden_size, I = intermediate_size;
+  int64_t attn = H * q_dim() + 2 * H * kv_dim() + q_dim() * H;
+  if (qkv_bias) attn += q_dim() + 2 * kv_dim();
+  if (o_bias) attn += H;
+  if (qk_norm) attn += 2 * head_dim;
+  int64_t mlp = 3 * H * I + (mlp_bias ? 2 * I + H : 0);
+  int64_t block = attn + mlp + 2 * H;
+  int64_t emb = vocab_size * H * (tie_word_embeddings ? 1 : 2);
+  return num_layers * block + emb + H;
+}
+
+ModelConfig parse_model_config(const std::string& text, const std::string& where) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    SQ_FAIL(where << ": invalid JSON (" << e.what() << ")");
+  }
+  SQ_CHECK(j.is_object(), where << ": expected a JSON object");
+  SQ_CHECK(has_value(j, "architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
+               j["architectures"][0].is_string(),
+           where << ": missing required key 'architectures' (supported: " << supported_architectures() << ")");
+  ModelConfig c;
+  c.architecture = j["architectures"][0].get<std::string>();
+  const ArchSpec& spec = find_arch(c.architecture);
+  c.family = spec.family;
+
+  c.hidden_size = req_int(j, "hidden_size", where);
+  c.intermediate_size = req_int(j, "intermediate_size", where);
+  c.num_layers = req_int(j, "num_hidden_layers", where);
+  c.num_heads = req_int(j, "num_attention_heads", where);
+  c.vocab_size = req_int(j, "vocab_size", where);
+  c.num_kv_heads = opt_int(j, "num_key_value_heads", c.num_heads, where);
+  SQ_CHECK(c.hidden_size > 0 && c.intermediate_size > 0 && c.num_layers > 0 && c.num_heads > 0 &&
+               c.vocab_size > 0 && c.num_kv_heads > 0,
+           where << ": hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
+                    "num_key_value_heads and vocab_size must be positive");
+  SQ_CHECK(c.num_heads % c.num_kv_heads == 0, where << ": num_attention_heads (" << c.num_heads
+                                                    << ") must be a multiple of num_key_value_heads ("
+                                                    << c.num_kv_heads << ")");
+  if (has_value(j, "head_dim")) {
+    c.head_dim = req_int(j, "head_dim", where);
+  } else {
+    SQ_CHECK(c.hidden_size % c.num_heads == 0,
+             where << ": hidden_size is not a multiple of num_attention_heads and head_dim is missing");
+    c.head_dim = c.hidden_size / c.num_heads;
+  }
+  SQ_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, where << ": head_dim must be positive and even");
+  c.max_position_embeddings = opt_int(j, "max_position_embeddings", 2048, where);
+  c.rms_norm_eps = opt_num(j, "rms_norm_eps", 1e-6, where);
+  c.rope_theta = opt_num(j, "rope_theta", 10000.0, where);
+  c.rope_scaling = parse_rope_scaling(j, where);
+  if (has_value(j, "hidden_act")) {
+    std::string act = j["hidden_act"].get<std::string>();
+    SQ_CHECK(act == "silu" || act == "swish",
+             where << ": hidden_act '" << act << "' is not supported (SwiGLU models use silu)");
+  }
+  c.bos_token_id = opt_int(j, "bos_token_id", -1, where);
+  if (has_value(j, "eos_token_id")) {
+    const auto& e = j["eos_token_id"];
+    if (e.is_array()) {
+      for (const auto& x : e) c.eos_token_ids.push_back(x.get<int64_t>());
+    } else {
+      c.eos_token_ids.push_back(opt_int(j, "eos_token_id", -1, where));
+    }
+  }
+  if (has_value(j, "torch_dtype") && j["torch_dtype"].is_string()) c.torch_dtype = j["torch_dtype"];
+  else if (has_value(j, "dtype") && j["dtype"].is_string()) c.torch_dtype = j["dtype"];
+  spec.parse(j, c, where);
+  return c;
+}
+
+ModelConfig load_model_config(const std::string& model_dir) {
+  SQ_CHECK(is_directory(model_dir), "model directory " << model_dir << " does not exist");
+  std::string path = path_join(model_dir, "config.json");
+  SQ_CHECK(path_exists(path), "no config.json in " << model_dir);
+  return parse_model_config(read_file(path), path);
+}
+
+std::string model_config_json(const ModelConfig& c) {
+  nlohmann::json j;
+  j["architectures"] = {c.architecture};
+  j["hidden_size"] = c.hidden_size;
+  j["intermediate_size"] = c.intermediate_size;
+  j["num_hidden_layers"] = c.num_layers;
+  j["num_attention_heads"] = c.num_heads;
+  j["num_key_value_heads"] = c.num_kv_heads;
+  j["head_dim"] = c.head_dim;
+  j["vocab_size"] = c.vocab_size;
+  j["max_position_embeddings"] = c.max_position_embeddings;
+  j["rms_norm_eps"] = c.rms_norm_eps;
+  j["rope_theta"] = c.rope_theta;
+  if (c.rope_scaling) {
+    const RopeScaling& r = *c.rope_scaling;
+    nlohmann::json rs{{"rope_type", r.type}, {"factor", r.factor}};
+    if (r.type == "llama3") {
+      rs["low_freq_factor"] = r.low_freq_factor;
+      rs["high_freq_factor"] = r.high_freq_factor;
+      rs["original_max_position_embeddings"] = r.original_max_position_embeddings;
+    }
+    j["rope_scaling"] = rs;
+  } else {
+    j["rope_scaling"] = nullptr;
+  }
+  j["hidden_act"] = "silu";
+  j["tie_word_embeddings"] = c.tie_word_embeddings;
+  if (c.bos_token_id >= 0) j["bos_token_id"] = c.bos_token_id;
+  if (c.eos_token_ids.size() == 1) j["eos_token_id"] = c.eos_token_ids[0];
+  else if (!c.eos_token_ids.empty()) j["eos_token_id"] = c.eos_token_ids;
+  if (!c.torch_dtype.empty()) j["torch_dtype"] = c.torch_dtype;
+  find_family(c.family).emit(c, j);
+  return j.dump(2) + "\n";
+}
+
+std::string hf_tensor_name(const std::string& canonical) {
+  static const std::pair<const char*, const char*> fixed[] = {
+      {"embed", "model.embed_tokens.weight"}, {"final_norm", "model.norm.weight"}, {"lm_head", "lm_head.weight"}};
+  for (const auto& [c, h] : fixed)
+    if (canonical == c) return h;
+  // blocks.{i}.<rest>
+  SQ_CHECK(canonical.rfind("blocks.", 0) == 0, "unknown canonical tensor name '" << canonical << "'");
+  size_t dot = canonical.find('.', 7);
+  SQ_CHECK(dot != std::string::npos, "unknown canonical tensor name '" << canonical << "'");
+  std::string idx = canonical.substr(7, dot - 7), rest = canonical.substr(dot + 1);
+  static const std::pair<const char*, const char*> per_block[] = {
+      {"attn_norm", "input_layernorm.weight"},
+      {"mlp_norm", "post_attention_layernorm.weight"},
+      {"attn.q", "self_attn.q_proj.weight"}, {"attn.k", "self_attn.k_proj.weight"},
+      {"attn.v", "self_attn.v_proj.weight"}, {"attn.o", "self_attn.o_proj.weight"},
+      {"attn.q.bias", "self_attn.q_proj.bias"}, {"attn.k.bias", "self_attn.k_proj.bias"},
+      {"attn.v.bias", "self_attn.v_proj.bias"}, {"attn.o.bias", "self_attn.o_proj.bias"},
+      {"attn.q_norm", "self_attn.q_norm.weight"}, {"attn.k_norm", "self_attn.k_norm.weight"},
+      {"mlp.gate", "mlp.gate_proj.weight"}, {"mlp.up", "mlp.up_proj.weight"}, {"mlp.down", "mlp.down_proj.weight"},
+      {"mlp.gate.bias", "mlp.gate_proj.bias"}, {"mlp.up.bias", "mlp.up_proj.bias"},
+      {"mlp.down.bias", "mlp.down_proj.bias"}};
+  for (const auto& [c, h] : per_block)
+    if (rest == c) return "model.layers." + idx + "." + h;
+  SQ_FAIL("unknown canonical tensor name '" << canonical << "'");
+}
+
+}  // namespace sq

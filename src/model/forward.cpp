@@ -1,0 +1,213 @@
+// model/forward: the decoder forward pass shared by every supported family, following the
+// HF Llama reference numerics: RMSNorm in float32 then cast back before the weight, RoPE
+// tables in float32 cast to the activation dtype, softmax in float32.
+#include "sliderquant/model/forward.h"
+
+#include <ATen/ATen.h>
+#include <unistd.h>
+
+#include <cmath>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/torch_compat.h"
+
+namespace sq {
+
+at::Tensor rope_inv_freq(const ModelConfig& c) {
+  const int64_t d = c.head_dim;
+  at::Tensor inv = 1.0 / at::pow(c.rope_theta, at::arange(0, d, 2, at::kLong).to(at::kFloat) / double(d));
+  if (!c.rope_scaling) return inv;
+  const RopeScaling& s = *c.rope_scaling;
+  if (s.type == "linear") return inv / s.factor;
+  // llama3: long wavelengths divided by factor, short ones kept, a smooth blend between.
+  const double old_len = double(s.original_max_position_embeddings);
+  const double low_wl = old_len / s.low_freq_factor, high_wl = old_len / s.high_freq_factor;
+  at::Tensor wavelen = 2.0 * M_PI / inv;
+  at::Tensor scaled = at::where(wavelen > low_wl, inv / s.factor, inv);
+  at::Tensor smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+  at::Tensor smoothed = (1.0 - smooth) * scaled / s.factor + smooth * scaled;
+  at::Tensor medium = (wavelen >= high_wl).logical_and(wavelen <= low_wl);
+  return at::where(medium, smoothed, scaled);
+}
+
+RopeTable make_rope(const ModelConfig& c, int64_t n, c10::Device device) {
+  at::Tensor inv = rope_inv_freq(c);                                         // [hd/2]
+  at::Tensor pos = at::arange(0, n, at::kLong).to(at::kFloat);               // [n]
+  at::Tensor freqs = at::outer(pos, inv);                                    // [n, hd/2]
+  at::Tensor emb = at::cat({freqs, freqs}, -1);                              // [n, hd]
+  return {emb.cos().to(device), emb.sin().to(device)};
+}
+
+at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
+  at::Tensor xf = x.to(at::kFloat);
+  at::Tensor y = xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
+  return weight * y.to(x.scalar_type());
+}
+
+namespace {
+
+int64_t nb(const at::Tensor& t) { return t.defined() ? t.numel() * int64_t(t.element_size()) : 0; }
+
+at::Tensor rotate_half(const at::Tensor& x) {
+  const int64_t h = x.size(-1) / 2;
+  return at::cat({-x.narrow(-1, h, h), x.narrow(-1, 0, h)}, -1);
+}
+
+// x [B, heads, T, hd]; cos/sin [T, hd] float32
+at::Tensor apply_rope(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
+  at::Tensor c = cos.to(x.scalar_type()), s = sin.to(x.scalar_type());
+  return x * c + rotate_half(x) * s;
+}
+
+at::Tensor cat_or_undef(const std::vector<at::Tensor>& ts) {
+  for (const at::Tensor& t : ts)
+    if (!t.defined()) return {};
+  return at::cat(ts, 0);
+}
+
+at::Tensor to_dev(const at::Tensor& t, c10::ScalarType dtype, c10::Device device, const std::string& name) {
+  if (!t.defined()) return {};
+  at::Tensor r = t.to(device, dtype).contiguous();
+  SQ_CHECK(r.isfinite().all().item<bool>(), "tensor " << name << " contains NaN or Inf values");
+  return r;
+}
+
+}  // namespace
+
+int64_t BlockWeights::nbytes() const {
+  return nb(attn_norm) + nb(q_norm) + nb(k_norm) + nb(mlp_norm) + nb(w_qkv) + nb(b_qkv) + nb(w_o) + nb(b_o) +
+         nb(w_gate_up) + nb(b_gate_up) + nb(w_down) + nb(b_down);
+}
+
+BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dt, c10::Device dev,
+                           int64_t index) {
+  const std::string p = "layer " + std::to_string(index) + " ";
+  BlockWeights w;
+  w.attn_norm = to_dev(b.attn_norm, dt, dev, p + "attn_norm");
+  w.mlp_norm = to_dev(b.mlp_norm, dt, dev, p + "mlp_norm");
+  w.q_norm = to_dev(b.q_norm, dt, dev, p + "q_norm");
+  w.k_norm = to_dev(b.k_norm, dt, dev, p + "k_norm");
+  w.w_qkv = to_dev(at::cat({b.q.effective_weight(), b.k.effective_weight(), b.v.effective_weight()}, 0), dt,
+                   dev, p + "q/k/v weights");
+  w.b_qkv = to_dev(cat_or_undef({b.q.bias, b.k.bias, b.v.bias}), dt, dev, p + "q/k/v biases");
+  w.w_o = to_dev(b.o.effective_weight(), dt, dev, p + "o weight");
+  w.b_o = to_dev(b.o.bias, dt, dev, p + "o bias");
+  w.w_gate_up = to_dev(at::cat({b.gate.effective_weight(), b.up.effective_weight()}, 0), dt, dev,
+                       p + "gate/up weights");
+  w.b_gate_up = to_dev(cat_or_undef({b.gate.bias, b.up.bias}), dt, dev, p + "gate/up biases");
+  w.w_down = to_dev(b.down.effective_weight(), dt, dev, p + "down weight");
+  w.b_down = to_dev(b.down.bias, dt, dev, p + "down bias");
+  return w;
+}
+
+at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
+                         const RopeTable& rope) {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int64_t nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim;
+  // --- attention
+  at::Tensor h = rms_norm(x, w.attn_norm, c.rms_norm_eps);
+  at::Tensor qkv = at::linear(h, w.w_qkv, w.b_qkv);  // [B, T, q_dim + 2 kv_dim]
+  at::Tensor q = qkv.narrow(-1, 0, nh * hd).view({B, T, nh, hd});
+  at::Tensor k = qkv.narrow(-1, nh * hd, nkv * hd).view({B, T, nkv, hd});
+  at::Tensor v = qkv.narrow(-1, (nh + nkv) * hd, nkv * hd).view({B, T, nkv, hd});
+  if (w.q_norm.defined()) {
+    q = rms_norm(q, w.q_norm, c.rms_norm_eps);
+    k = rms_norm(k, w.k_norm, c.rms_norm_eps);
+  }
+  at::Tensor cos = rope.cos.narrow(0, 0, T), sin = rope.sin.narrow(0, 0, T);
+  q = apply_rope(q.transpose(1, 2), cos, sin);  // [B, nh, T, hd]
+  k = apply_rope(k.transpose(1, 2), cos, sin);  // [B, nkv, T, hd]
+  v = v.transpose(1, 2);
+  if (nkv != nh) {  // each KV head serves nh/nkv consecutive query heads
+    const int64_t rep = nh / nkv;
+    k = k.unsqueeze(2).expand({B, nkv, rep, T, hd}).reshape({B, nh, T, hd});
+    v = v.unsqueeze(2).expand({B, nkv, rep, T, hd}).reshape({B, nh, T, hd});
+  }
+  at::Tensor a = causal_attention(q, k, v, 1.0 / std::sqrt(double(hd)), c.sliding_window);
+  a = a.transpose(1, 2).reshape({B, T, nh * hd});
+  at::Tensor out = x + at::linear(a, w.w_o, w.b_o);
+  // --- SwiGLU MLP
+  h = rms_norm(out, w.mlp_norm, c.rms_norm_eps);
+  at::Tensor gu = at::linear(h, w.w_gate_up, w.b_gate_up);
+  const int64_t I = c.intermediate_size;
+  at::Tensor m = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);
+  return out + at::linear(m, w.w_down, w.b_down);
+}
+
+// ---- Runner ---------------------------------------------------------------------------
+
+Runner::Runner(const Model& model, RunnerOptions opts) : model_(model), opts_(opts) {
+  const ModelConfig& c = model.config;
+  const int64_t esize = int64_t(c10::elementSize(opts.dtype));
+  int64_t block_params = 0;
+  for (const Block& b : model.blocks) block_params += b.nbytes() / model.blocks[0].q.weight.element_size();
+  const int64_t need = block_params * esize;
+  int64_t budget = opts.resident_budget;
+  if (budget < 0) {
+    if (opts.device.is_cuda()) {
+      int64_t total = cuda_total_bytes();
+      budget = total > 0 ? int64_t(0.85 * double(total)) - int64_t(c.vocab_size * c.hidden_size * esize) -
+                               (int64_t(8) << 30)
+                         : 0;
+    } else {
+      int64_t pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGE_SIZE);
+      budget = pages > 0 ? pages * psize / 2 : (int64_t(1) << 40);
+    }
+  }
+  resident_ = need <= budget;
+  if (resident_) {
+    blocks_.reserve(model.blocks.size());
+    for (size_t i = 0; i < model.blocks.size(); ++i)
+      blocks_.push_back(prepare_block(model.blocks[i], c, opts.dtype, opts.device, int64_t(i)));
+  }
+  final_norm_ = to_dev(model.final_norm, opts.dtype, opts.device, "final_norm");
+  lm_head_ = to_dev(model.lm_head.effective_weight(), opts.dtype, opts.device, "lm_head");
+}
+
+int64_t Runner::resident_bytes() const {
+  int64_t n = nb(final_norm_) + nb(lm_head_) + current_.nbytes();
+  for (const BlockWeights& b : blocks_) n += b.nbytes();
+  return n;
+}
+
+const RopeTable& Runner::rope(int64_t n) {
+  if (!rope_.cos.defined() || rope_.cos.size(0) < n) rope_ = make_rope(model_.config, n, opts_.device);
+  return rope_;
+}
+
+const BlockWeights& Runner::weights(int64_t i) {
+  SQ_CHECK(i >= 0 && i < int64_t(model_.blocks.size()), "layer index " << i << " out of range");
+  if (resident_) return blocks_[size_t(i)];
+  if (current_index_ != i) {
+    current_ = BlockWeights();  // free the previous block before loading the next
+    current_ = prepare_block(model_.blocks[size_t(i)], model_.config, opts_.dtype, opts_.device, i);
+    current_index_ = i;
+  }
+  return current_;
+}
+
+at::Tensor Runner::embed(const at::Tensor& ids) const {
+  SQ_CHECK(ids.dim() == 2, "token ids must be [batch, tokens]");
+  at::Tensor idx = ids.to(at::kCPU, at::kLong);
+  SQ_CHECK(idx.numel() == 0 || (idx.min().item<int64_t>() >= 0 &&
+                                idx.max().item<int64_t>() < model_.config.vocab_size),
+           "token id out of range for vocab_size " << model_.config.vocab_size);
+  return at::embedding(model_.embed, idx).to(opts_.device, opts_.dtype);
+}
+
+at::Tensor Runner::block(int64_t i, const at::Tensor& x) {
+  const BlockWeights& w = weights(i);
+  return block_forward(w, model_.config, x, rope(x.size(1)));
+}
+
+at::Tensor Runner::head(const at::Tensor& x) {
+  return at::linear(rms_norm(x, final_norm_, model_.config.rms_norm_eps), lm_head_);
+}
+
+at::Tensor Runner::logits(const at::Tensor& ids) {
+  at::Tensor x = embed(ids);
+  for (int64_t i = 0; i < int64_t(model_.blocks.size()); ++i) x = block(i, x);
+  return head(x);
+}
+
+}  // namespace sq

@@ -1,0 +1,121 @@
+// model/model: loads an HF model directory into canonical Block/Linear views, checking
+// each tensor's presence, shape and dtype against config.json.
+#include "sliderquant/model/model.h"
+
+#include <ATen/ATen.h>
+
+#include <set>
+#include <sstream>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/io/safetensors.h"
+
+namespace sq {
+
+std::vector<Linear*> Block::linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
+std::vector<const Linear*> Block::linears() const { return {&q, &k, &v, &o, &gate, &up, &down}; }
+
+namespace {
+
+int64_t tensor_bytes(const at::Tensor& t) { return t.defined() ? t.numel() * int64_t(t.element_size()) : 0; }
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
+  os << "]";
+  return os.str();
+}
+
+struct Loader {
+  const Checkpoint& ck;
+  const std::string& dir;
+  std::set<std::string> used;
+
+  at::Tensor get(const std::string& canonical, std::vector<int64_t> shape, bool required = true) {
+    std::string name = hf_tensor_name(canonical);
+    if (!ck.has(name)) {
+      SQ_CHECK(!required, "tensor " << name << " is missing from " << dir << " (config.json implies it)");
+      return {};
+    }
+    used.insert(name);
+    at::Tensor t = ck.get(name);
+    SQ_CHECK(t.is_floating_point(), "tensor " << name << " in " << dir << " has dtype "
+                                              << t.scalar_type() << "; expected F32, F16 or BF16");
+    SQ_CHECK(t.sizes().vec() == shape, "tensor " << name << " in " << dir << " has shape "
+                                                 << shape_str(t.sizes()) << " but config.json implies "
+                                                 << shape_str(shape));
+    return t;
+  }
+  Linear linear(const std::string& canonical, int64_t out, int64_t in, bool bias) {
+    Linear l;
+    l.name = canonical;
+    l.weight = get(canonical, {out, in});
+    if (bias) l.bias = get(canonical + ".bias", {out});
+    return l;
+  }
+};
+
+}  // namespace
+
+int64_t Block::nbytes() const {
+  int64_t n = tensor_bytes(attn_norm) + tensor_bytes(q_norm) + tensor_bytes(k_norm) + tensor_bytes(mlp_norm);
+  for (const Linear* l : linears()) n += tensor_bytes(l->weight) + tensor_bytes(l->bias);
+  return n;
+}
+
+int64_t Model::nbytes() const {
+  int64_t n = tensor_bytes(embed) + tensor_bytes(final_norm);
+  if (!config.tie_word_embeddings) n += tensor_bytes(lm_head.weight);
+  for (const Block& b : blocks) n += b.nbytes();
+  return n;
+}
+
+Model load_model(const std::string& dir) {
+  Model m;
+  m.dir = dir;
+  m.config = load_model_config(dir);
+  m.arch = &find_arch(m.config.architecture);
+  m.checkpoint = std::make_shared<Checkpoint>(Checkpoint::open(dir));
+  const ModelConfig& c = m.config;
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  Loader L{*m.checkpoint, dir, {}};
+  m.embed = L.get("embed", {c.vocab_size, H});
+  m.final_norm = L.get("final_norm", {H});
+  m.lm_head.name = "lm_head";
+  if (c.tie_word_embeddings) {
+    m.lm_head.weight = m.embed;
+    // Some tied checkpoints still store lm_head.weight; it is ignored but counted as used.
+    if (m.checkpoint->has("lm_head.weight")) L.used.insert("lm_head.weight");
+  } else {
+    m.lm_head.weight = L.get("lm_head", {c.vocab_size, H});
+  }
+  m.blocks.resize(size_t(c.num_layers));
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    Block& b = m.blocks[size_t(i)];
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    b.attn_norm = L.get(p + "attn_norm", {H});
+    b.mlp_norm = L.get(p + "mlp_norm", {H});
+    if (c.qk_norm) {
+      b.q_norm = L.get(p + "attn.q_norm", {c.head_dim});
+      b.k_norm = L.get(p + "attn.k_norm", {c.head_dim});
+    }
+    b.q = L.linear(p + "attn.q", c.q_dim(), H, c.qkv_bias);
+    b.k = L.linear(p + "attn.k", c.kv_dim(), H, c.qkv_bias);
+    b.v = L.linear(p + "attn.v", c.kv_dim(), H, c.qkv_bias);
+    b.o = L.linear(p + "attn.o", H, c.q_dim(), c.o_bias);
+    b.gate = L.linear(p + "mlp.gate", I, H, c.mlp_bias);
+    b.up = L.linear(p + "mlp.up", I, H, c.mlp_bias);
+    b.down = L.linear(p + "mlp.down", H, I, c.mlp_bias);
+  }
+  for (const std::string& n : m.checkpoint->names()) {
+    // Rotary caches some exporters write are derived data, not weights.
+    if (n.find("rotary_emb.inv_freq") != std::string::npos) continue;
+    SQ_CHECK(L.used.count(n), "tensor " << n << " in " << dir << " is not part of a "
+                                        << c.architecture << " with this config.json "
+                                        << "(wrong num_hidden_layers or architecture?)");
+  }
+  return m;
+}
+
+}  // namespace sq

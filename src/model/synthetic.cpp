@@ -1,0 +1,135 @@
+// model/synthetic: seeded random checkpoints in the HF layout. Linear and embedding weights
+// are N(0, 0.02) (the HF initializer_range), norms 1 + N(0, 0.1), biases N(0, 0.02); every
+// tensor draws from its own generator seeded by (seed, tensor index), so a checkpoint is
+// reproducible bit for bit whatever the order of generation.
+#include "sliderquant/model/synthetic.h"
+
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <sys/stat.h>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/io/safetensors.h"
+
+namespace sq {
+
+std::vector<std::string> synthetic_presets() {
+  return {"tiny", "llama2-7b", "llama3-8b", "mistral-7b", "qwen2.5-7b", "qwen3-8b"};
+}
+
+ModelConfig synthetic_config(const std::string& family_in, const std::string& preset) {
+  ModelConfig c;
+  std::string family = family_in;
+  auto shape = [&](const char* fam, int64_t H, int64_t I, int64_t L, int64_t nh, int64_t nkv, int64_t V,
+                   int64_t ctx, double theta) {
+    SQ_CHECK(family.empty() || family == fam,
+             "preset '" << preset << "' is a " << fam << " model, not " << family);
+    family = fam;
+    c.hidden_size = H; c.intermediate_size = I; c.num_layers = L; c.num_heads = nh; c.num_kv_heads = nkv;
+    c.head_dim = H / nh; c.vocab_size = V; c.max_position_embeddings = ctx; c.rope_theta = theta;
+  };
+  c.rms_norm_eps = 1e-5;
+  if (preset == "tiny") {
+    if (family.empty()) family = "llama";
+    c.hidden_size = 64; c.intermediate_size = 128; c.num_layers = 2; c.num_heads = 4; c.num_kv_heads = 2;
+    c.head_dim = 16; c.vocab_size = 512; c.max_position_embeddings = 256;
+  } else if (preset == "llama2-7b") {
+    shape("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0);
+  } else if (preset == "llama3-8b") {
+    shape("llama", 4096, 14336, 32, 32, 8, 128256, 131072, 500000.0);
+    c.rope_scaling = RopeScaling{"llama3", 8.0, 1.0, 4.0, 8192};
+  } else if (preset == "mistral-7b") {
+    shape("mistral", 4096, 14336, 32, 32, 8, 32000, 32768, 10000.0);
+    c.sliding_window = 4096;
+  } else if (preset == "qwen2.5-7b") {
+    shape("qwen2", 3584, 18944, 28, 28, 4, 152064, 32768, 1000000.0);
+    c.rms_norm_eps = 1e-6;
+  } else if (preset == "qwen3-8b") {
+    shape("qwen3", 4096, 12288, 36, 32, 8, 151936, 40960, 1000000.0);
+    c.head_dim = 128;
+    c.rms_norm_eps = 1e-6;
+  } else {
+    std::string names;
+    for (const auto& p : synthetic_presets()) names += (names.empty() ? "" : ", ") + p;
+    throw UsageError("unknown synthetic preset '" + preset + "' (known: " + names + ")");
+  }
+  const ArchSpec& spec = find_family(family);
+  c.family = family;
+  c.architecture = spec.architectures[0];
+  c.qk_norm = family == "qwen3";
+  c.qkv_bias = family == "qwen2";
+  c.tie_word_embeddings = false;
+  c.bos_token_id = 1;
+  c.eos_token_ids = {2};
+  return c;
+}
+
+namespace {
+
+void copy_file(const std::string& from, const std::string& to) { write_file_atomic(to, read_file(from)); }
+
+}  // namespace
+
+void write_synthetic_model(const std::string& dir, const ModelConfig& c, const SyntheticOptions& o) {
+  if (!is_directory(dir)) SQ_CHECK(::mkdir(dir.c_str(), 0755) == 0, "cannot create directory " << dir);
+  ModelConfig cfg = c;
+  cfg.torch_dtype = dtype_name(o.dtype);
+  NamedTensors ts;
+  uint64_t counter = 0;
+  auto add = [&](const std::string& canonical, std::vector<int64_t> shape, double mean, double std) {
+    auto gen = at::detail::createCPUGenerator(o.seed * 1000003ULL + counter++);
+    at::Tensor t = at::normal(mean, std, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(o.dtype);
+    ts.emplace_back(hf_tensor_name(canonical), t);
+  };
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  add("embed", {c.vocab_size, H}, 0, 0.02);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    add(p + "attn_norm", {H}, 1, 0.1);
+    add(p + "attn.q", {c.q_dim(), H}, 0, 0.02);
+    add(p + "attn.k", {c.kv_dim(), H}, 0, 0.02);
+    add(p + "attn.v", {c.kv_dim(), H}, 0, 0.02);
+    add(p + "attn.o", {H, c.q_dim()}, 0, 0.02);
+    if (c.qkv_bias) {
+      add(p + "attn.q.bias", {c.q_dim()}, 0, 0.02);
+      add(p + "attn.k.bias", {c.kv_dim()}, 0, 0.02);
+      add(p + "attn.v.bias", {c.kv_dim()}, 0, 0.02);
+    }
+    if (c.o_bias) add(p + "attn.o.bias", {H}, 0, 0.02);
+    if (c.qk_norm) {
+      add(p + "attn.q_norm", {c.head_dim}, 1, 0.1);
+      add(p + "attn.k_norm", {c.head_dim}, 1, 0.1);
+    }
+    add(p + "mlp_norm", {H}, 1, 0.1);
+    add(p + "mlp.gate", {I, H}, 0, 0.02);
+    add(p + "mlp.up", {I, H}, 0, 0.02);
+    add(p + "mlp.down", {H, I}, 0, 0.02);
+    if (c.mlp_bias) {
+      add(p + "mlp.gate.bias", {I}, 0, 0.02);
+      add(p + "mlp.up.bias", {I}, 0, 0.02);
+      add(p + "mlp.down.bias", {H}, 0, 0.02);
+    }
+  }
+  add("final_norm", {H}, 1, 0.1);
+  if (!c.tie_word_embeddings) add("lm_head", {c.vocab_size, H}, 0, 0.02);
+  write_checkpoint(dir, ts, {{"format", "pt"}, {"generator", "sliderquant synth seed " + std::to_string(o.seed)}},
+                   o.max_shard_bytes);
+  write_file_atomic(path_join(dir, "config.json"), model_config_json(cfg));
+  write_file_atomic(path_join(dir, "generation_config.json"),
+                    "{\n  \"bos_token_id\": " + std::to_string(c.bos_token_id) + ",\n  \"eos_token_id\": " +
+                        std::to_string(c.eos_token_ids.empty() ? -1 : c.eos_token_ids[0]) + "\n}\n");
+  if (!o.tokenizer_from.empty()) {
+    std::string src = is_directory(o.tokenizer_from) ? o.tokenizer_from : parent_dir(o.tokenizer_from);
+    bool any = false;
+    for (const char* f : {"tokenizer.model", "tokenizer_config.json", "tokenizer.json"}) {
+      if (path_exists(path_join(src, f))) {
+        copy_file(path_join(src, f), path_join(dir, f));
+        any = true;
+      }
+    }
+    SQ_CHECK(any, "no tokenizer files (tokenizer.model, tokenizer.json) in " << src);
+  }
+}
+
+}  // namespace sq
