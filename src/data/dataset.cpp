@@ -76,8 +76,9 @@ std::string join(const std::vector<std::string>& parts, const std::string& sep) 
 
 // " ".join of the "text" fields of the first MAX_DOCS non-empty lines of a jsonl text.
 std::string join_jsonl_text(const std::string& jsonl, size_t max_docs, const std::string& path,
-                            size_t& docs) {
+                            size_t& docs, size_t skip_docs = 0) {
   std::vector<std::string> texts;
+  size_t skipped = 0;
   size_t pos = 0, line_no = 0;
   while (pos < jsonl.size() && texts.size() < max_docs) {
     size_t nl = jsonl.find('\n', pos);
@@ -94,6 +95,10 @@ std::string join_jsonl_text(const std::string& jsonl, size_t max_docs, const std
     }
     SQ_CHECK(j.is_object() && j.contains("text") && j.at("text").is_string(),
              path << " line " << line_no << ": no string field \"text\"");
+    if (skipped < skip_docs) {
+      ++skipped;
+      continue;
+    }
     texts.push_back(j.at("text").get<std::string>());
   }
   docs = texts.size();
@@ -137,6 +142,35 @@ std::string read_xz_file(const std::string& path) {
     SQ_CHECK(r == LZMA_OK, "cannot decompress " << path << ": " << lzma_ret_text(r));
   }
   return out;
+}
+
+TextDataset load_calibration_text(const std::string& name, const std::string& data_dir) {
+  if (name != "c4-2k" && name != "ptb") {
+    TextDataset ds = load_text_dataset(name, data_dir);
+    if (name == "wikitext2")
+      ds.note += "; WARNING: this is the WikiText-2 *test* text (no train split is bundled): "
+                 "calibrating on it flatters WikiText-2 perplexity";
+    return ds;
+  }
+  TextDataset ds;
+  ds.name = name;
+  std::string dir = resolve_data_dir(data_dir);
+  if (name == "ptb") {
+    ds.source = path_join(dir, "eval/ptb/ptb.valid.txt");
+    SQ_CHECK(path_exists(ds.source), "calibration set 'ptb': " << ds.source << " not found");
+    std::vector<std::string> lines = stripped_lines(read_file(ds.source));
+    ds.text = join(lines, " ");
+    ds.note = "ptb calibration: the validation split (ptb.valid.txt), lines stripped, joined with \" \"";
+  } else {
+    ds.source = path_join(dir, kC4Rel);
+    SQ_CHECK(path_exists(ds.source), "calibration set 'c4-2k': " << ds.source << " not found");
+    size_t docs = 0;
+    ds.text = join_jsonl_text(read_xz_file(ds.source), SIZE_MAX, ds.source, docs, kC4Docs);
+    ds.note = "c4-2k calibration: \" \".join of documents " + std::to_string(kC4Docs) + ".." +
+              std::to_string(kC4Docs + docs - 1) + " (disjoint from the c4-2k evaluation documents)";
+  }
+  ds.sha256 = sha256_hex(ds.text);
+  return ds;
 }
 
 std::string resolve_data_dir(const std::string& data_dir) {

@@ -100,12 +100,29 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
   return w;
 }
 
+const char* tap_name(TapPoint p) {
+  switch (p) {
+    case TapPoint::QkvIn: return "q/k/v input";
+    case TapPoint::OIn: return "o input";
+    case TapPoint::GateUpIn: return "gate/up input";
+    case TapPoint::DownIn: return "down input";
+  }
+  return "?";
+}
+
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
-                         const RopeTable& rope) {
+                         const RopeTable& rope, const BlockTaps* taps) {
+  // Returns true when the forward should stop after this tap point.
+  auto tap = [&](TapPoint p, const at::Tensor& t) {
+    if (!taps) return false;
+    if (taps->fn) taps->fn(p, t);
+    return taps->stop_after.has_value() && *taps->stop_after == p;
+  };
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim;
   // --- attention
   at::Tensor h = rms_norm(x, w.attn_norm, c.rms_norm_eps);
+  if (tap(TapPoint::QkvIn, h)) return {};
   at::Tensor qkv = at::linear(h, w.w_qkv, w.b_qkv);  // [B, T, q_dim + 2 kv_dim]
   at::Tensor q = qkv.narrow(-1, 0, nh * hd).view({B, T, nh, hd});
   at::Tensor k = qkv.narrow(-1, nh * hd, nkv * hd).view({B, T, nkv, hd});
@@ -125,12 +142,15 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   }
   at::Tensor a = causal_attention(q, k, v, 1.0 / std::sqrt(double(hd)), c.sliding_window);
   a = a.transpose(1, 2).reshape({B, T, nh * hd});
+  if (tap(TapPoint::OIn, a)) return {};
   at::Tensor out = x + at::linear(a, w.w_o, w.b_o);
   // --- SwiGLU MLP
   h = rms_norm(out, w.mlp_norm, c.rms_norm_eps);
+  if (tap(TapPoint::GateUpIn, h)) return {};
   at::Tensor gu = at::linear(h, w.w_gate_up, w.b_gate_up);
   const int64_t I = c.intermediate_size;
   at::Tensor m = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);
+  if (tap(TapPoint::DownIn, m)) return {};
   return out + at::linear(m, w.w_down, w.b_down);
 }
 
@@ -139,9 +159,8 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
 Runner::Runner(const Model& model, RunnerOptions opts) : model_(model), opts_(opts) {
   const ModelConfig& c = model.config;
   const int64_t esize = int64_t(c10::elementSize(opts.dtype));
-  int64_t block_params = 0;
-  for (const Block& b : model.blocks) block_params += b.nbytes() / model.blocks[0].q.weight.element_size();
-  const int64_t need = block_params * esize;
+  const int64_t embed_params = c.vocab_size * c.hidden_size * (c.tie_word_embeddings ? 1 : 2);
+  const int64_t need = (c.param_count() - embed_params) * esize;
   int64_t budget = opts.resident_budget;
   if (budget < 0) {
     if (opts.device.is_cuda()) {

@@ -31,6 +31,7 @@ struct Loader {
   const Checkpoint& ck;
   const std::string& dir;
   std::set<std::string> used;
+  const LinearResolver* resolver = nullptr;
 
   at::Tensor get(const std::string& canonical, std::vector<int64_t> shape, bool required = true) {
     std::string name = hf_tensor_name(canonical);
@@ -50,7 +51,10 @@ struct Loader {
   Linear linear(const std::string& canonical, int64_t out, int64_t in, bool bias) {
     Linear l;
     l.name = canonical;
-    l.weight = get(canonical, {out, in});
+    std::string w = hf_tensor_name(canonical);
+    std::string prefix = w.substr(0, w.size() - std::string(".weight").size());
+    bool resolved = resolver && *resolver && (*resolver)(canonical, prefix, out, in, ck, l, used);
+    if (!resolved) l.weight = get(canonical, {out, in});
     if (bias) l.bias = get(canonical + ".bias", {out});
     return l;
   }
@@ -71,7 +75,7 @@ int64_t Model::nbytes() const {
   return n;
 }
 
-Model load_model(const std::string& dir) {
+Model load_model(const std::string& dir, const LinearResolver& resolver) {
   Model m;
   m.dir = dir;
   m.config = load_model_config(dir);
@@ -79,7 +83,7 @@ Model load_model(const std::string& dir) {
   m.checkpoint = std::make_shared<Checkpoint>(Checkpoint::open(dir));
   const ModelConfig& c = m.config;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
-  Loader L{*m.checkpoint, dir, {}};
+  Loader L{*m.checkpoint, dir, {}, &resolver};
   m.embed = L.get("embed", {c.vocab_size, H});
   m.final_norm = L.get("final_norm", {H});
   m.lm_head.name = "lm_head";

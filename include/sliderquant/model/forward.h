@@ -7,6 +7,8 @@
 #include <c10/core/Device.h>
 
 #include <cstdint>
+#include <functional>
+#include <optional>
 #include <vector>
 
 #include "sliderquant/model/model.h"
@@ -41,9 +43,21 @@ struct BlockWeights {
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dtype,
                            c10::Device device, int64_t index);
 
+// The inputs of a block's linear groups, in forward order: what calibration taps.
+enum class TapPoint { QkvIn = 0, OIn = 1, GateUpIn = 2, DownIn = 3 };
+constexpr int kTapPoints = 4;
+const char* tap_name(TapPoint p);
+
+// Explicit taps into block_forward: `fn` sees each tap point's input ([B, T, in]); when
+// `stop_after` is set, the forward returns an undefined tensor right after that tap.
+struct BlockTaps {
+  std::function<void(TapPoint, const at::Tensor&)> fn;
+  std::optional<TapPoint> stop_after;
+};
+
 // x [B, T, H] -> [B, T, H]: one decoder layer on positions [0, T).
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
-                         const RopeTable& rope);
+                         const RopeTable& rope, const BlockTaps* taps = nullptr);
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);
 
 class Runner {

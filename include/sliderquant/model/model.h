@@ -5,7 +5,9 @@
 #pragma once
 #include <ATen/core/Tensor.h>
 
+#include <functional>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -57,8 +59,15 @@ struct Model {
   int64_t nbytes() const;  // bytes of all distinct tensors as stored
 };
 
+// Supplies a Linear whose weight is stored in another form (packed codes, ...): returns
+// false to let the loader read HF_PREFIX.weight as usual; otherwise sets the Linear's
+// override (its `weight` may stay undefined) and adds the tensor names it read to `used`.
+using LinearResolver =
+    std::function<bool(const std::string& canonical, const std::string& hf_prefix, int64_t out, int64_t in,
+                       const Checkpoint& ck, Linear& linear, std::set<std::string>& used)>;
+
 // Loads config.json and the weights of DIR; checks every tensor's presence, shape and
 // dtype (floating point) against the config, naming the tensor and file on mismatch.
-Model load_model(const std::string& dir);
+Model load_model(const std::string& dir, const LinearResolver& resolver = {});
 
 }  // namespace sq

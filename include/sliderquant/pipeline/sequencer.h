@@ -1,0 +1,37 @@
+// pipeline/sequencer: THE block-by-block calibration driver, written once and reused by
+// every method. It keeps two streams of block inputs in host memory (the full-precision
+// teacher stream and the quantized student stream), and within each block quantizes the
+// linear groups in forward order (q/k/v, o, gate/up, down), feeding each group the inputs
+// produced by what is already quantized (explicit taps, see model/forward.h). After each
+// block it advances both streams and checkpoints the block's results in the work
+// directory, so a killed run resumes from the last finished block.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <vector>
+
+#include "sliderquant/model/forward.h"
+#include "sliderquant/pipeline/session.h"
+
+namespace sq {
+
+struct GroupInputs {
+  int64_t block = 0;
+  TapPoint point = TapPoint::QkvIn;
+  std::vector<std::string> linears;  // canonical names in this group that the plan quantizes
+  at::Tensor H;                      // [in, in] float32: 2/n sum x x^T over the student stream
+  at::Tensor H_teacher_cross;        // undefined unless asked for (later methods)
+};
+
+struct SequencerOptions {
+  bool teacher_stream = false;  // also advance the full-precision stream
+  bool hessians = true;         // accumulate H per group on the student stream
+};
+
+// Calls quantize_group for every group of every block in order; the callback must call
+// Session::set_quantized for each linear it quantizes.
+void run_block_sequential(Session& s, const SequencerOptions& o,
+                          const std::function<void(Session&, const GroupInputs&)>& quantize_group);
+
+}  // namespace sq

@@ -1,0 +1,54 @@
+// pipeline/session: everything a pass works with: the model, the recipe and its per-linear
+// plan, the calibration set, the device and dtypes, the work directory (for resume), the
+// quantized results, and per-phase timings for the report.
+#pragma once
+#include <c10/core/ScalarType.h>
+
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "sliderquant/data/dataset.h"
+#include "sliderquant/model/forward.h"
+#include "sliderquant/model/model.h"
+#include "sliderquant/pipeline/recipe.h"
+#include "sliderquant/quant/format.h"
+
+namespace sq {
+
+// A QTensor in place of a Linear's weight (dequantized when the forward pass asks).
+class QTensorWeight : public WeightOverride {
+ public:
+  explicit QTensorWeight(QTensor q) : q_(std::move(q)) {}
+  at::Tensor weight() const override { return q_.dequantize(); }
+  std::string describe() const override { return q_.format.name(); }
+  const QTensor& qtensor() const { return q_; }
+
+ private:
+  QTensor q_;
+};
+
+struct Session {
+  Model& model;
+  const Recipe& recipe;
+  std::vector<LinearPlan> plan;
+  const CalibrationSet* calib = nullptr;
+  RunnerOptions runner;                       // device and dtype of calibration forwards
+  c10::ScalarType store_dtype = c10::kFloat;  // dtype of the activation streams in host memory
+  int64_t batch_size = 1;                     // calibration windows per forward
+  std::string work_dir;                       // "" = no checkpoints, no resume
+  std::map<std::string, QTensor> quantized;   // canonical linear name -> result
+  std::map<std::string, double> seconds;      // phase -> wall time
+
+  Session(Model& m, const Recipe& r);
+  const LinearPlan* plan_for(const std::string& linear) const;  // nullptr if not a block linear
+  Linear& linear(const std::string& canonical);
+  // Records the result and makes the forward pass use it from now on.
+  void set_quantized(const std::string& linear, QTensor q);
+};
+
+// Runs the recipe's passes in order (each pass reads the session and fills `quantized`).
+void run_passes(Session& s);
+
+}  // namespace sq

@@ -1,0 +1,121 @@
+// pack/native_model: writer and reader of native quantized model directories (see header).
+#include "sliderquant/pack/native_model.h"
+
+#include <ATen/ATen.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/log.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/io/safetensors.h"
+#include "sliderquant/pack/native.h"
+#include "sliderquant/pipeline/session.h"
+
+namespace sq {
+namespace {
+
+constexpr const char* kQConfig = "quantization_config.json";
+
+std::string hf_prefix(const std::string& canonical) {
+  std::string w = hf_tensor_name(canonical);
+  return w.substr(0, w.size() - std::string(".weight").size());
+}
+
+void remove_tree(const std::string& dir) { std::system(("rm -rf '" + dir + "'").c_str()); }
+
+}  // namespace
+
+bool is_native_quantized(const std::string& dir) { return path_exists(path_join(dir, kQConfig)); }
+
+void write_native_model(const Model& m, const std::map<std::string, QTensor>& quantized, const std::string& out,
+                        const NativeWriteOptions& opts) {
+  if (path_exists(out) && !opts.force) throw UsageError(out + " already exists (use --force to replace it)");
+  check_writable_file(out, "output");
+  const std::string tmp = out + ".tmp." + std::to_string(::getpid());
+  remove_tree(tmp);
+  SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
+  try {
+    // Weights: every source tensor in source order, quantized linears replaced by packed ones.
+    std::map<std::string, const QTensor*> by_hf;
+    for (const auto& [name, q] : quantized) by_hf[hf_tensor_name(name)] = &q;
+    NamedTensors ts;
+    nlohmann::json tensors = nlohmann::json::object();
+    double qbits = 0, qweights = 0;
+    for (const std::string& n : m.checkpoint->names()) {
+      auto it = by_hf.find(n);
+      if (it == by_hf.end()) {
+        ts.emplace_back(n, m.checkpoint->get(n));
+        continue;
+      }
+      const QTensor& q = *it->second;
+      std::string prefix = n.substr(0, n.size() - std::string(".weight").size());
+      for (auto& kv : pack_qtensor(prefix, q)) ts.push_back(std::move(kv));
+      const int64_t o = q.out_features(), i = q.in_features();
+      tensors[prefix] = {{"format", q.format.name()},
+                         {"bits", q.format.bits},
+                         {"group_size", q.format.group_size},
+                         {"symmetric", q.format.symmetric},
+                         {"g_idx", q.g_idx.defined()},
+                         {"shape", {o, i}}};
+      qbits += bits_per_weight(q.format, o, i, q.g_idx.defined()) * double(o) * double(i);
+      qweights += double(o) * double(i);
+    }
+    SQ_CHECK(tensors.size() == quantized.size(), "some quantized linears have no weight in " << m.dir);
+    write_checkpoint(tmp, ts, {{"format", "pt"}, {"quantization", "sliderquant-native-v1"}}, opts.max_shard_bytes);
+    // Config, tokenizer and generation files as in the source.
+    for (const char* f : {"config.json", "generation_config.json", "tokenizer.model", "tokenizer.json",
+                          "tokenizer_config.json", "special_tokens_map.json"}) {
+      std::string src = path_join(m.dir, f);
+      if (path_exists(src)) write_file_atomic(path_join(tmp, f), read_file(src));
+    }
+    nlohmann::json qc = nlohmann::json::parse(opts.extra_json);
+    qc["format"] = "sliderquant-native";
+    qc["format_version"] = kNativePackVersion;
+    qc["tool"] = "sliderquant";
+    qc["tool_version"] = SQ_VERSION;
+    qc["source_model"] = m.dir;
+    qc["tensors"] = tensors;
+    qc["bits_per_weight_quantized_linears"] = qweights > 0 ? qbits / qweights : 0.0;
+    write_file_atomic(path_join(tmp, kQConfig), qc.dump(2) + "\n");
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
+  }
+  if (path_exists(out)) remove_tree(out);
+  SQ_CHECK(std::rename(tmp.c_str(), out.c_str()) == 0, "cannot rename " << tmp << " to " << out);
+}
+
+Model load_any_model(const std::string& dir) {
+  if (!is_native_quantized(dir)) return load_model(dir);
+  const std::string qpath = path_join(dir, kQConfig);
+  nlohmann::json qc;
+  try {
+    qc = nlohmann::json::parse(read_file(qpath));
+  } catch (const nlohmann::json::exception& e) {
+    SQ_FAIL(qpath << ": invalid JSON (" << e.what() << ")");
+  }
+  SQ_CHECK(qc.value("format", "") == "sliderquant-native", qpath << ": not a sliderquant-native model");
+  SQ_CHECK(qc.value("format_version", 0) == kNativePackVersion,
+           qpath << ": format_version " << qc.value("format_version", 0) << " is not supported (this build reads "
+                 << kNativePackVersion << ")");
+  const nlohmann::json tensors = qc.value("tensors", nlohmann::json::object());
+  LinearResolver resolver = [&](const std::string&, const std::string& prefix, int64_t out, int64_t in,
+                                const Checkpoint& ck, Linear& l, std::set<std::string>& used) {
+    if (!tensors.contains(prefix)) return false;
+    QFormat f = QFormat::parse(tensors[prefix].at("format").get<std::string>());
+    QTensor q = unpack_qtensor(prefix, f, out, in, [&](const std::string& name) -> at::Tensor {
+      if (!ck.has(name)) return {};
+      used.insert(name);
+      return ck.get(name);
+    });
+    l.override_ = std::make_shared<QTensorWeight>(std::move(q));
+    return true;
+  };
+  return load_model(dir, resolver);
+}
+
+}  // namespace sq

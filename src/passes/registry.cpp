@@ -1,0 +1,26 @@
+// passes/registry: the explicit table of quantization passes (no static self-registration).
+// Add a method here.
+#include "sliderquant/core/error.h"
+#include "sliderquant/pipeline/pass.h"
+
+namespace sq {
+namespace passes {
+const PassInfo& rtn_pass();
+const PassInfo& gptq_pass();
+}  // namespace passes
+
+const std::vector<const PassInfo*>& pass_registry() {
+  static const std::vector<const PassInfo*> all = {&passes::rtn_pass(), &passes::gptq_pass()};
+  return all;
+}
+
+const PassInfo& find_pass(const std::string& name) {
+  std::string known;
+  for (const PassInfo* p : pass_registry()) {
+    if (p->name == name) return *p;
+    known += (known.empty() ? "" : ", ") + p->name;
+  }
+  SQ_FAIL("unknown pass '" << name << "' (known: " << known << ")");
+}
+
+}  // namespace sq

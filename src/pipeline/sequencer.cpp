@@ -1,0 +1,180 @@
+// pipeline/sequencer: the block-by-block calibration driver (see the header). Streams live
+// in host memory in the session's store dtype and move to the device one batch at a time;
+// block results are checkpointed as plain (unpacked) QTensor fields in the work directory.
+#include "sliderquant/pipeline/sequencer.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/InferenceMode.h>
+#include <sys/stat.h>
+
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/log.h"
+#include "sliderquant/core/progress.h"
+#include "sliderquant/core/torch_compat.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/io/safetensors.h"
+#include "sliderquant/quant/gptq.h"
+
+namespace sq {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+  cuda_synchronize();
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+const char* kGroupSuffixes[kTapPoints][3] = {
+    {"attn.q", "attn.k", "attn.v"}, {"attn.o", nullptr, nullptr}, {"mlp.gate", "mlp.up", nullptr},
+    {"mlp.down", nullptr, nullptr}};
+
+std::string block_file(const std::string& work, int64_t i) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "block_%05lld.safetensors", (long long)i);
+  return path_join(work, buf);
+}
+
+// ---- checkpoints: one safetensors file per finished block + state.json ----------------
+struct WorkState {
+  std::string path;
+  nlohmann::json identity;  // what must match for a resume
+  int64_t blocks_done = 0;
+};
+
+WorkState open_work_dir(const Session& s) {
+  WorkState w;
+  if (s.work_dir.empty()) return w;
+  if (!is_directory(s.work_dir)) SQ_CHECK(::mkdir(s.work_dir.c_str(), 0755) == 0, "cannot create work directory " << s.work_dir);
+  w.path = path_join(s.work_dir, "state.json");
+  w.identity = {{"model", s.model.dir},
+                {"recipe_sha256", s.recipe.sha256()},
+                {"calibration_sha256", s.calib ? s.calib->sha256 : ""},
+                {"device_dtype", dtype_name(s.runner.dtype)}};
+  if (path_exists(w.path)) {
+    nlohmann::json st = nlohmann::json::parse(read_file(w.path));
+    if (st["identity"] == w.identity) {
+      w.blocks_done = st["blocks_done"].get<int64_t>();
+      SQ_INFO("resuming from " << s.work_dir << ": " << w.blocks_done << " block(s) already quantized");
+    } else {
+      SQ_INFO("work directory " << s.work_dir << " holds another run (different model, recipe or calibration); "
+                                << "starting over");
+    }
+  }
+  return w;
+}
+
+void save_block(const Session& s, WorkState& w, int64_t i, const std::vector<std::string>& names) {
+  if (w.path.empty()) return;
+  NamedTensors ts;
+  std::map<std::string, std::string> meta;
+  for (const std::string& n : names) {
+    const QTensor& q = s.quantized.at(n);
+    ts.emplace_back(n + ".codes", q.codes);
+    ts.emplace_back(n + ".scales", q.scales);
+    ts.emplace_back(n + ".zeros", q.zeros);
+    if (q.g_idx.defined()) ts.emplace_back(n + ".g_idx", q.g_idx);
+    meta[n] = q.format.name();
+  }
+  write_safetensors(block_file(s.work_dir, i), ts, meta);
+  w.blocks_done = i + 1;
+  nlohmann::json st{{"identity", w.identity}, {"blocks_done", w.blocks_done}};
+  write_file_atomic(w.path, st.dump(2) + "\n");
+}
+
+void load_block(Session& s, int64_t i) {
+  auto f = SafetensorsFile::open(block_file(s.work_dir, i));
+  for (const auto& [name, fmt] : f->metadata()) {
+    QTensor q;
+    q.format = QFormat::parse(fmt);
+    q.codes = f->tensor(name + ".codes").clone();
+    q.scales = f->tensor(name + ".scales").clone();
+    q.zeros = f->tensor(name + ".zeros").clone();
+    if (f->find(name + ".g_idx")) q.g_idx = f->tensor(name + ".g_idx").clone();
+    s.set_quantized(name, std::move(q));
+  }
+}
+
+}  // namespace
+
+void run_block_sequential(Session& s, const SequencerOptions& o,
+                          const std::function<void(Session&, const GroupInputs&)>& quantize_group) {
+  SQ_CHECK(s.calib != nullptr, "block-sequential calibration needs a calibration set");
+  c10::InferenceMode guard;
+  const ModelConfig& c = s.model.config;
+  const c10::Device dev = s.runner.device;
+  const c10::ScalarType dt = s.runner.dtype;
+  const int64_t N = s.calib->samples, L = s.calib->seqlen;
+  const int64_t bs = std::max<int64_t>(1, s.batch_size), nb = (N + bs - 1) / bs;
+  at::Tensor ids = at::from_blob(const_cast<int64_t*>(s.calib->ids.data()), {N, L}, at::kLong);
+
+  auto t0 = Clock::now();
+  std::vector<at::Tensor> student(static_cast<size_t>(nb)), teacher;
+  for (int64_t b = 0; b < nb; ++b)
+    student[size_t(b)] = at::embedding(s.model.embed, ids.narrow(0, b * bs, std::min(bs, N - b * bs)))
+                             .to(s.store_dtype);
+  if (o.teacher_stream) teacher = student;
+  RopeTable rope = make_rope(c, L, dev);
+  s.seconds["embed"] += since(t0);
+
+  WorkState work = open_work_dir(s);
+  Progress bar("quantize blocks", c.num_layers);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    Block& blk = s.model.blocks[size_t(i)];
+    const std::string prefix = "blocks." + std::to_string(i) + ".";
+    BlockWeights fp_w;
+    if (o.teacher_stream) fp_w = prepare_block(blk, c, dt, dev, i);
+    std::vector<std::string> done;
+    if (i < work.blocks_done) {
+      load_block(s, i);
+    } else {
+      for (int g = 0; g < kTapPoints; ++g) {
+        GroupInputs in;
+        in.block = i;
+        in.point = TapPoint(g);
+        for (const char* suf : kGroupSuffixes[g]) {
+          if (suf == nullptr) continue;
+          const LinearPlan* p = s.plan_for(prefix + suf);
+          if (p && p->format) in.linears.push_back(p->name);
+        }
+        if (in.linears.empty()) continue;
+        auto tf = Clock::now();
+        BlockWeights w = prepare_block(blk, c, dt, dev, i);
+        const int64_t in_features = s.linear(in.linears[0]).weight.size(1);
+        HessianAccumulator acc(in_features);
+        BlockTaps taps;
+        taps.stop_after = in.point;
+        taps.fn = [&](TapPoint p, const at::Tensor& x) {
+          if (p == in.point && o.hessians) acc.add(x);
+        };
+        for (int64_t b = 0; b < nb; ++b) block_forward(w, c, student[size_t(b)].to(dev, dt), rope, &taps);
+        if (o.hessians) in.H = acc.H();
+        s.seconds["calibration forwards + hessians"] += since(tf);
+        auto ts = Clock::now();
+        quantize_group(s, in);
+        s.seconds["quantize (solve)"] += since(ts);
+        for (const std::string& n : in.linears) {
+          SQ_CHECK(s.quantized.count(n), "pass left " << n << " unquantized");
+          done.push_back(n);
+        }
+      }
+    }
+    auto ta = Clock::now();
+    BlockWeights qw = prepare_block(blk, c, dt, dev, i);
+    for (int64_t b = 0; b < nb; ++b) {
+      student[size_t(b)] = block_forward(qw, c, student[size_t(b)].to(dev, dt), rope).to(at::kCPU, s.store_dtype);
+      if (o.teacher_stream)
+        teacher[size_t(b)] = block_forward(fp_w, c, teacher[size_t(b)].to(dev, dt), rope).to(at::kCPU, s.store_dtype);
+    }
+    s.seconds["stream forwards"] += since(ta);
+    if (i >= work.blocks_done) save_block(s, work, i, done);
+    bar.update(i + 1);
+  }
+  bar.finish();
+}
+
+}  // namespace sq

@@ -1,0 +1,48 @@
+// pipeline/session: the Session's lookups and the pass loop.
+#include "sliderquant/pipeline/session.h"
+
+#include <nlohmann/json.hpp>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/log.h"
+#include "sliderquant/pipeline/pass.h"
+
+namespace sq {
+
+Session::Session(Model& m, const Recipe& r) : model(m), recipe(r), plan(plan_linears(r, m.config)) {}
+
+const LinearPlan* Session::plan_for(const std::string& linear) const {
+  for (const LinearPlan& p : plan)
+    if (p.name == linear) return &p;
+  return nullptr;
+}
+
+Linear& Session::linear(const std::string& canonical) {
+  // canonical: blocks.{i}.attn.q ...
+  size_t dot = canonical.find('.', 7);
+  SQ_CHECK(canonical.rfind("blocks.", 0) == 0 && dot != std::string::npos, "not a block linear: " << canonical);
+  int64_t i = std::stoll(canonical.substr(7, dot - 7));
+  SQ_CHECK(i >= 0 && i < int64_t(model.blocks.size()), "no block " << i << " for " << canonical);
+  for (Linear* l : model.blocks[size_t(i)].linears())
+    if (l->name == canonical) return *l;
+  SQ_FAIL("no linear named " << canonical);
+}
+
+void Session::set_quantized(const std::string& name, QTensor q) {
+  Linear& l = linear(name);
+  SQ_CHECK(q.out_features() == l.weight.size(0) && q.in_features() == l.weight.size(1),
+           "quantized " << name << " has the wrong shape");
+  quantized[name] = q;
+  l.override_ = std::make_shared<QTensorWeight>(std::move(q));
+}
+
+void run_passes(Session& s) {
+  for (const PassSpec& p : s.recipe.passes) {
+    const PassInfo& info = find_pass(p.name);
+    SQ_CHECK(!info.needs_calibration || s.calib != nullptr, "pass '" << p.name << "' needs a calibration set");
+    SQ_INFO("pass " << p.name << ": " << info.description);
+    info.run(s, nlohmann::json::parse(p.options_json));
+  }
+}
+
+}  // namespace sq
