@@ -50,6 +50,8 @@ def now_iso():
 def run(cmd, timeout=None):
     """Runs cmd, echoing it; returns (rc, seconds, combined output tail)."""
     log("+ " + " ".join(cmd))
+    if timeout is not None and timeout == float("inf"):
+        timeout = None
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -238,7 +240,7 @@ def main():
                        "--json", jpath, "--quiet"]
                 if args.threads:
                     cmd += ["--threads", str(args.threads)]
-                rc, wall, out = run(cmd, timeout=None if left == float("inf") else left)
+                rc, wall, out = run(cmd, timeout=left)
                 if rc != 0 or not os.path.exists(jpath):
                     why = "rc %d" % rc + ("" if os.path.exists(jpath) else ", no JSON")
                     report["failures"].append({"row": tag, "why": why, "output_tail": out[-2000:]})
