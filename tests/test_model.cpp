@@ -50,6 +50,12 @@ std::string base_config(const std::string& arch, const std::string& extra = "") 
          extra + "}";
 }
 
+SyntheticOptions seeded(uint64_t seed) {
+  SyntheticOptions o;
+  o.seed = seed;
+  return o;
+}
+
 }  // namespace
 
 // ---- config.json -------------------------------------------------------------------------
@@ -116,7 +122,7 @@ TEST(ModelConfig, ErrorsNameTheProblem) {
 }
 
 TEST(ModelConfig, RoundTripsThroughJson) {
-  for (const std::string& p : {"tiny", "llama3-8b", "mistral-7b", "qwen2.5-7b", "qwen3-8b"}) {
+  for (const char* p : {"tiny", "llama3-8b", "mistral-7b", "qwen2.5-7b", "qwen3-8b"}) {
     ModelConfig c = synthetic_config("", p);
     ModelConfig r = parse_model_config(model_config_json(c), p);
     EXPECT_EQ(r.family, c.family) << p;
@@ -279,7 +285,7 @@ TEST(ModelForward, SlidingWindowMasksOldTokens) {
   std::string d = tmp_dir("swa");
   ModelConfig c = synthetic_config("mistral", "tiny");
   c.sliding_window = 0;
-  write_synthetic_model(d, c, {7});
+  write_synthetic_model(d, c, seeded(7));
   Model full = load_model(d);
   Model win = load_model(d);
   win.config.sliding_window = 8;
@@ -323,9 +329,9 @@ TEST(ModelForward, EveryFamilyRunsSynthetic) {
 TEST(ModelSynthetic, SeededAndReproducible) {
   std::string a = tmp_dir("seed_a"), b = tmp_dir("seed_b"), c = tmp_dir("seed_c");
   ModelConfig cfg = synthetic_config("qwen3", "tiny");
-  write_synthetic_model(a, cfg, {5});
-  write_synthetic_model(b, cfg, {5});
-  write_synthetic_model(c, cfg, {6});
+  write_synthetic_model(a, cfg, seeded(5));
+  write_synthetic_model(b, cfg, seeded(5));
+  write_synthetic_model(c, cfg, seeded(6));
   EXPECT_EQ(sha256_file(a + "/model.safetensors"), sha256_file(b + "/model.safetensors"));
   EXPECT_NE(sha256_file(a + "/model.safetensors"), sha256_file(c + "/model.safetensors"));
   EXPECT_THROW(synthetic_config("qwen3", "llama2-7b"), Error);

@@ -33,7 +33,9 @@ void Progress::update(int64_t done, const std::string& extra) {
   auto now = std::chrono::steady_clock::now();
   double since_print = std::chrono::duration<double>(now - last_print_).count();
   bool last = done >= total_;
+  if (done == last_done_ && extra.empty()) return;  // nothing new to say
   if (!last && since_print < (tty_ ? 0.2 : 10.0)) return;
+  last_done_ = done;
   last_print_ = now;
   double el = std::chrono::duration<double>(now - start_).count();
   double eta = done > 0 ? el * double(total_ - done) / double(done) : 0.0;
@@ -50,7 +52,7 @@ void Progress::update(int64_t done, const std::string& extra) {
 
 void Progress::finish(const std::string& extra) {
   if (finished_) return;
-  update(total_, extra);
+  if (last_done_ != total_ || !extra.empty()) update(total_, extra);
   if (tty_ && log_level() != LogLevel::Quiet) std::fprintf(stderr, "\n");
   finished_ = true;
 }

@@ -43,6 +43,13 @@ void write_file_atomic(const std::string& path, const std::string& contents) {
   }
 }
 
+void check_writable_file(const std::string& path, const std::string& what) {
+  std::string dir = parent_dir(path);
+  SQ_CHECK(is_directory(dir), what << " " << path << ": directory " << dir << " does not exist");
+  SQ_CHECK(::access(dir.c_str(), W_OK) == 0, what << " " << path << ": directory " << dir << " is not writable");
+  SQ_CHECK(!is_directory(path), what << " " << path << " is a directory");
+}
+
 bool path_exists(const std::string& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;

@@ -8,6 +8,7 @@
 #include <c10/core/InferenceMode.h>
 
 #include <chrono>
+#include <cstdio>
 #include <cmath>
 
 #include "sliderquant/core/error.h"
@@ -56,24 +57,28 @@ PplResult perplexity(Runner& runner, const std::vector<int64_t>& ids, const PplO
   cuda_synchronize();
   auto t0 = std::chrono::steady_clock::now();
   if (runner.resident()) {
-    Progress bar("perplexity", r.windows);
+    Progress bar(opts.label, r.windows);
     for (int64_t b = 0; b < nb; ++b) {
       at::Tensor x = batch_ids(b);
       auto nll = window_nll(runner.logits(x), x);
       r.window_nll.insert(r.window_nll.end(), nll.begin(), nll.end());
       double m = 0;
       for (double v : r.window_nll) m += v;
-      if (opts.progress) bar.update(int64_t(r.window_nll.size()), "ppl " + std::to_string(std::exp(m / double(r.window_nll.size()))));
+      if (opts.progress) {
+        char buf[48];
+        std::snprintf(buf, sizeof buf, "ppl %.4f", std::exp(m / double(r.window_nll.size())));
+        bar.update(int64_t(r.window_nll.size()), buf);
+      }
     }
     if (opts.progress) bar.finish();
   } else {
     const int64_t L = runner.model().config.num_layers;
-    Progress bar("perplexity (streaming layers)", L + 1);
+    Progress bar(opts.label + " (streaming layers)", L);
     std::vector<at::Tensor> hidden(static_cast<size_t>(nb));  // host copies, compute dtype
     for (int64_t b = 0; b < nb; ++b) hidden[size_t(b)] = runner.embed(batch_ids(b)).cpu();
     for (int64_t i = 0; i < L; ++i) {
       for (int64_t b = 0; b < nb; ++b) hidden[size_t(b)] = runner.block(i, hidden[size_t(b)].to(dev)).cpu();
-      if (opts.progress) bar.update(i + 1, "layer " + std::to_string(i + 1) + "/" + std::to_string(L));
+      if (opts.progress) bar.update(i + 1);
     }
     for (int64_t b = 0; b < nb; ++b) {
       auto nll = window_nll(runner.head(hidden[size_t(b)].to(dev)), batch_ids(b));

@@ -20,6 +20,7 @@ class Progress {
   int64_t total_;
   bool tty_;
   bool finished_ = false;
+  int64_t last_done_ = -1;
   std::chrono::steady_clock::time_point start_, last_print_;
 };
 

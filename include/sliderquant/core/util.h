@@ -11,6 +11,8 @@ namespace sq {
 std::string read_file(const std::string& path);  // throws Error naming the path
 // Writes to "<path>.tmp.<pid>" then renames over path; never leaves a half-written file.
 void write_file_atomic(const std::string& path, const std::string& contents);
+// Throws Error ("<what> FILE: directory D does not exist / is not writable") before long work.
+void check_writable_file(const std::string& path, const std::string& what);
 bool path_exists(const std::string& path);
 bool is_directory(const std::string& path);
 std::string path_join(const std::string& a, const std::string& b);

@@ -17,6 +17,7 @@ struct PplOptions {
   int64_t batch_size = 1;    // windows per forward
   int64_t max_windows = 0;   // 0 = all
   bool progress = true;
+  std::string label = "perplexity";  // progress line label
 };
 
 struct PplResult {

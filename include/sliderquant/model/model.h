@@ -15,12 +15,22 @@ namespace sq {
 
 class Checkpoint;
 
+// What a quantization pass puts in place of a Linear's weight: the forward pass asks it
+// for the weight to use and never branches on methods (the pipeline wraps a QTensor).
+class WeightOverride {
+ public:
+  virtual ~WeightOverride() = default;
+  virtual at::Tensor weight() const = 0;  // [out, in]
+  virtual std::string describe() const = 0;
+};
+
 struct Linear {
   std::string name;   // canonical, e.g. "blocks.3.attn.q"
-  at::Tensor weight;  // [out, in]
+  at::Tensor weight;  // [out, in] the full-precision (master) weight
   at::Tensor bias;    // [out] or undefined
-  // The weight the forward pass uses (today the stored weight; quantized tensors later).
-  const at::Tensor& effective_weight() const { return weight; }
+  std::shared_ptr<const WeightOverride> override_;  // set once quantized
+  // The weight the forward pass uses: the override's when set, else the master weight.
+  at::Tensor effective_weight() const { return override_ ? override_->weight() : weight; }
 };
 
 struct Block {

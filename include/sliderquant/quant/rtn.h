@@ -1,0 +1,33 @@
+// quant/rtn: round-to-nearest quantization with min-max ranges or the MSE clip search
+// (GPTQ/QuaRot `Quantizer(mse=True)`: shrink min and max by p = 1 - i/grid for
+// i < maxshrink*grid, keep per row the (scale, zero) minimising sum |q(w) - w|^norm).
+// Also the per-row parameter finder that GPTQ calls group by group.
+#pragma once
+#include <ATen/core/Tensor.h>
+
+#include "sliderquant/quant/format.h"
+
+namespace sq {
+
+struct ClipSearch {
+  bool enabled = false;
+  double norm = 2.4;
+  int grid = 100;
+  double maxshrink = 0.8;
+};
+
+struct QParams {
+  at::Tensor scale;  // [rows, 1] float32, float16-representable, > 0
+  at::Tensor zero;   // [rows, 1] float32 integers
+};
+
+// Parameters for each row of W [rows, cols] (one group). The range always includes 0
+// (min <= 0 <= max), as GPTQ's find_params does; an all-zero row gets scale 1.
+QParams find_params(const at::Tensor& W, int bits, bool symmetric, const ClipSearch& clip);
+// Codes of W [rows, cols] with per-row params: clamp(round(w / s) + z, 0, maxq).
+at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq);
+
+// RTN of a whole weight [out, in] in its format.
+QTensor rtn_quantize(const at::Tensor& W, const QFormat& f, const ClipSearch& clip = {});
+
+}  // namespace sq

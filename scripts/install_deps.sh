@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs everything sliderquant needs on Debian 12, from Debian's own archive only.
+# libopenblas0-openmp matters: without it libtorch's CPU matmul uses the reference BLAS
+# and runs about 25x slower. The -openmp flavour matches libtorch's libgomp.
+set -euo pipefail
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  g++ cmake ninja-build ccache pkg-config xz-utils \
+  libtorch-dev libopenblas0-openmp \
+  libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev

@@ -1,0 +1,77 @@
+// tools/cmd_inspect: `sliderquant inspect MODEL`: architecture, hyper-parameters, quirks,
+// parameter count, tensors (dtype, shape, bytes) and bits per weight as stored.
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/io/safetensors.h"
+#include "sliderquant/model/arch.h"
+
+namespace sq::cli {
+
+int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
+  apply_common(common);
+  if (!a.json.empty()) check_writable_file(a.json, "--json");
+  ModelConfig c = load_model_config(a.model);
+  const ArchSpec& spec = find_arch(c.architecture);
+  Checkpoint ck = Checkpoint::open(a.model);
+  uint64_t bytes = 0;
+  int64_t stored_params = 0;
+  std::map<std::string, int64_t> by_dtype;
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const std::string& n : ck.names()) {
+    const TensorInfo& t = ck.info(n);
+    bytes += t.nbytes();
+    stored_params += t.numel();
+    by_dtype[st_dtype_name(t.dtype)] += t.numel();
+    tensors.push_back({{"name", n}, {"dtype", st_dtype_name(t.dtype)}, {"shape", t.shape}, {"bytes", t.nbytes()}});
+  }
+  const double bpw = stored_params > 0 ? 8.0 * double(bytes) / double(stored_params) : 0.0;
+
+  std::printf("model          %s\n", a.model.c_str());
+  std::printf("architecture   %s (family %s)\n", c.architecture.c_str(), c.family.c_str());
+  std::printf("layers         %lld, hidden %lld, intermediate %lld\n", (long long)c.num_layers,
+              (long long)c.hidden_size, (long long)c.intermediate_size);
+  std::printf("attention      %lld heads, %lld KV heads, head_dim %lld%s%s\n", (long long)c.num_heads,
+              (long long)c.num_kv_heads, (long long)c.head_dim, c.qkv_bias ? ", qkv bias" : "",
+              c.qk_norm ? ", q/k norm" : "");
+  std::printf("vocab          %lld, context %lld, rope theta %g%s%s\n", (long long)c.vocab_size,
+              (long long)c.max_position_embeddings, c.rope_theta,
+              c.rope_scaling ? (", rope_scaling " + c.rope_scaling->type).c_str() : "",
+              c.tie_word_embeddings ? ", tied embeddings" : "");
+  if (c.sliding_window > 0) std::printf("sliding window %lld\n", (long long)c.sliding_window);
+  for (const Quirk& q : spec.quirks) std::printf("family quirk   %s: %s\n", q.name.c_str(), q.reason.c_str());
+  std::printf("parameters     %lld (config), %lld stored in %zu file(s)\n", (long long)c.param_count(),
+              (long long)stored_params, ck.files().size());
+  for (const auto& [dt, n] : by_dtype) std::printf("  %-12s %lld parameters\n", dt.c_str(), (long long)n);
+  std::printf("size           %s, %.2f bits per weight\n", human_bytes(double(bytes)).c_str(), bpw);
+  if (a.tensors) {
+    std::printf("\n%-56s %-5s %-18s %12s\n", "tensor", "dtype", "shape", "bytes");
+    for (const auto& t : tensors) {
+      std::string shape = "[";
+      for (size_t i = 0; i < t["shape"].size(); ++i) shape += (i ? ", " : "") + std::to_string(t["shape"][i].get<int64_t>());
+      shape += "]";
+      std::printf("%-56s %-5s %-18s %12llu\n", t["name"].get<std::string>().c_str(),
+                  t["dtype"].get<std::string>().c_str(), shape.c_str(), (unsigned long long)t["bytes"].get<uint64_t>());
+    }
+  }
+  if (!a.json.empty()) {
+    nlohmann::json j = nlohmann::json::parse(model_config_json(c));
+    nlohmann::json out{{"model", a.model},
+                       {"architecture", c.architecture},
+                       {"family", c.family},
+                       {"config", j},
+                       {"parameters", c.param_count()},
+                       {"stored_parameters", stored_params},
+                       {"bytes", bytes},
+                       {"bits_per_weight", bpw},
+                       {"files", ck.files().size()},
+                       {"tensors", tensors}};
+    write_file_atomic(a.json, out.dump(2) + "\n");
+  }
+  return 0;
+}
+
+}  // namespace sq::cli

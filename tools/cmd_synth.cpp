@@ -1,0 +1,42 @@
+// tools/cmd_synth: `sliderquant synth OUT --preset P`: seeded random checkpoints in the HF
+// layout, written to a temporary directory and renamed into place when complete.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "commands.h"
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/log.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/model/synthetic.h"
+
+namespace sq::cli {
+
+int cmd_synth(const SynthArgs& a, const CommonArgs& common) {
+  apply_common(common);
+  ModelConfig c = synthetic_config(a.family, a.preset);
+  SyntheticOptions o;
+  o.seed = a.seed;
+  o.dtype = parse_dtype(a.dtype);
+  o.max_shard_bytes = uint64_t(a.shard_size_mb) << 20;
+  o.tokenizer_from = a.tokenizer;
+  if (path_exists(a.out) && !a.force)
+    throw UsageError(a.out + " already exists (use --force to replace it)");
+  check_writable_file(a.out, "output");
+  std::string tmp = a.out + ".tmp." + std::to_string(::getpid());
+  SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
+  SQ_INFO("writing a " << c.architecture << " (" << a.preset << ", " << c.param_count() << " parameters, seed "
+                       << a.seed << ") to " << a.out);
+  try {
+    write_synthetic_model(tmp, c, o);
+  } catch (...) {
+    std::system(("rm -rf '" + tmp + "'").c_str());
+    throw;
+  }
+  if (path_exists(a.out)) SQ_CHECK(std::system(("rm -rf '" + a.out + "'").c_str()) == 0, "cannot remove " << a.out);
+  SQ_CHECK(std::rename(tmp.c_str(), a.out.c_str()) == 0, "cannot rename " << tmp << " to " << a.out);
+  return 0;
+}
+
+}  // namespace sq::cli

@@ -1,0 +1,59 @@
+// tools/commands: the CLI's subcommands as plain functions on option structs, so that only
+// tools/main.cpp pays for CLI11. Each returns the process exit code (0 ok); errors are thrown
+// as sq::Error (exit 1) or sq::UsageError (exit 2) and printed by main.
+#pragma once
+#include <cstdint>
+#include <string>
+
+namespace sq::cli {
+
+struct CommonArgs {
+  bool quiet = false;
+  int threads = 0;  // 0 = libtorch's default
+};
+
+struct EvalArgs {
+  std::string model;
+  std::string ppl;        // comma-separated dataset names or text file paths
+  std::string data_dir;
+  std::string json;       // report path ("" = none)
+  std::string dtype = "auto";
+  std::string device = "auto";
+  int64_t seqlen = 2048;
+  int64_t batch_size = 1;
+  int64_t max_windows = 0;
+};
+int cmd_eval(const EvalArgs& a, const CommonArgs& c);
+
+struct InspectArgs {
+  std::string model;
+  bool tensors = false;
+  std::string json;
+};
+int cmd_inspect(const InspectArgs& a, const CommonArgs& c);
+
+struct SynthArgs {
+  std::string out;
+  std::string family;
+  std::string preset = "tiny";
+  uint64_t seed = 0;
+  std::string dtype = "bfloat16";
+  int64_t shard_size_mb = 2048;
+  std::string tokenizer;
+  bool force = false;
+};
+int cmd_synth(const SynthArgs& a, const CommonArgs& c);
+
+struct TokenizeArgs {
+  std::string path;
+  std::string text;
+  bool has_text = false;
+  bool json = false;
+  bool no_special = false;
+};
+int cmd_tokenize(const TokenizeArgs& a, const CommonArgs& c);
+
+// Applies --quiet and --threads.
+void apply_common(const CommonArgs& c);
+
+}  // namespace sq::cli

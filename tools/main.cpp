@@ -1,0 +1,113 @@
+// tools/main: the sliderquant command line (CLI11): subcommands, their options and help
+// text, and the mapping of errors to exit codes (0 ok, 1 error, 2 usage error).
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+#include "commands.h"
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/torch_compat.h"
+
+using namespace sq;
+
+int main(int argc, char** argv) {
+  CLI::App app{"sliderquant: post-training quantization of LLM checkpoints, and what it costs.\n"
+               "Reads Hugging Face model directories (config.json + safetensors) of Llama 1/2/3,\n"
+               "Mistral, Qwen2/2.5 and Qwen3 models, on CPU or CUDA.",
+               "sliderquant"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("sliderquant ") + SQ_VERSION + " (libtorch " +
+                                        torch_version_string() + ")");
+  cli::CommonArgs common;
+  auto add_common = [&](CLI::App* sub) {
+    sub->add_flag("-q,--quiet", common.quiet, "no progress or info messages on stderr");
+    sub->add_option("--threads", common.threads, "CPU threads for libtorch (default: libtorch's choice)")
+        ->check(CLI::NonNegativeNumber);
+  };
+
+  // ---- eval
+  cli::EvalArgs ev;
+  CLI::App* eval = app.add_subcommand("eval", "measure perplexity of a model (GPTQ protocol)");
+  eval->add_option("model", ev.model, "model directory (config.json + safetensors + tokenizer)")->required();
+  eval->add_option("--ppl", ev.ppl,
+                   "datasets, comma-separated: wikitext2, ptb, c4-2k, or paths of text files")
+      ->required();
+  eval->add_option("--data-dir", ev.data_dir,
+                   "folder with eval/ (default: $SQ_DATA_DIR, ../shared/data, ./data)");
+  eval->add_option("--seqlen", ev.seqlen, "tokens per window (capped by the model's context)")->capture_default_str()
+      ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  eval->add_option("--batch-size", ev.batch_size, "windows per forward pass")->capture_default_str()
+      ->check(CLI::Range(int64_t(1), int64_t(4096)));
+  eval->add_option("--max-windows", ev.max_windows, "score at most N windows per dataset (0 = all)")->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  eval->add_option("--dtype", ev.dtype, "compute dtype: auto (cpu: float32, cuda: bfloat16), float32, "
+                                        "bfloat16, float16")->capture_default_str();
+  eval->add_option("--device", ev.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  eval->add_option("--json", ev.json, "also write the report as JSON to this file");
+  add_common(eval);
+
+  // ---- inspect
+  cli::InspectArgs in;
+  CLI::App* inspect = app.add_subcommand("inspect", "show a model's architecture, parameters and tensors");
+  inspect->add_option("model", in.model, "model directory")->required();
+  inspect->add_flag("--tensors", in.tensors, "list every tensor (dtype, shape, bytes)");
+  inspect->add_option("--json", in.json, "also write the description as JSON to this file");
+  add_common(inspect);
+
+  // ---- synth
+  cli::SynthArgs sy;
+  CLI::App* synth = app.add_subcommand("synth", "write a checkpoint with seeded random weights "
+                                                "(any supported family and shape)");
+  synth->add_option("out", sy.out, "output model directory")->required();
+  synth->add_option("--preset", sy.preset, "shape: tiny, llama2-7b, llama3-8b, mistral-7b, qwen2.5-7b, "
+                                           "qwen3-8b")->capture_default_str();
+  synth->add_option("--family", sy.family, "llama, mistral, qwen2, qwen3 (default: the preset's)");
+  synth->add_option("--seed", sy.seed, "random seed")->capture_default_str();
+  synth->add_option("--dtype", sy.dtype, "stored dtype: bfloat16, float16, float32")->capture_default_str();
+  synth->add_option("--shard-size-mb", sy.shard_size_mb, "largest shard in MiB")->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  synth->add_option("--tokenizer", sy.tokenizer, "copy tokenizer files from this directory or file");
+  synth->add_flag("--force", sy.force, "replace an existing output directory's files");
+  add_common(synth);
+
+  // ---- tokenize
+  cli::TokenizeArgs tk;
+  CLI::App* tok = app.add_subcommand("tokenize", "print the token ids of a text (stdin by default)");
+  tok->add_option("path", tk.path, "model directory, tokenizer folder or tokenizer.model")->required();
+  CLI::Option* text_opt = tok->add_option("--text", tk.text, "the text (default: read stdin)");
+  tok->add_flag("--json", tk.json, "print {\"ids\": [...], \"tokens\": n} instead of plain ids");
+  tok->add_flag("--no-special", tk.no_special, "do not add BOS/EOS as the model's config says");
+  add_common(tok);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
+  tk.has_text = text_opt->count() > 0;
+  try {
+    if (*eval) return cli::cmd_eval(ev, common);
+    if (*inspect) return cli::cmd_inspect(in, common);
+    if (*synth) return cli::cmd_synth(sy, common);
+    if (*tok) return cli::cmd_tokenize(tk, common);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::string msg = e.what();
+    // libtorch errors carry a C++ backtrace after the first line: keep the message line.
+    auto nl = msg.find('\n');
+    if (nl != std::string::npos) msg = msg.substr(0, nl);
+    std::fprintf(stderr, "error: %s\n", msg.c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,3 +1,0 @@
-// placeholder main; replaced by the CLI
-#include <cstdio>
-int main() { std::puts("sliderquant"); return 0; }
