@@ -93,7 +93,7 @@ def matmul_params(cfg):
 
 
 def fmt_bytes(n):
-    if n is None:
+    if not n:
         return "-"
     n = float(n)
     for unit in ("B", "KiB", "MiB", "GiB"):
@@ -158,7 +158,7 @@ def main():
     ap.add_argument("--batches", default="1,4", help="eval batch sizes (default 1,4)")
     ap.add_argument("--seqlen", type=int, default=None, help="default: cpu 256, cuda 2048")
     ap.add_argument("--max-windows", type=int, default=None,
-                    help="windows per run, 0 = all (default: cpu 24, cuda 0)")
+                    help="windows per run, 0 = all (default: cpu 64, cuda 0)")
     ap.add_argument("--max-windows-fp32", type=int, default=None,
                     help="cap for float32 rows (default: cpu same as --max-windows, cuda 32)")
     ap.add_argument("--synth-dtype", default=None, help="synthetic checkpoint dtype (default: cpu "
@@ -175,13 +175,14 @@ def main():
     args.dtypes = args.dtypes or ("bfloat16,float16,float32" if cuda else "float32,bfloat16")
     args.seqlen = args.seqlen or (2048 if cuda else 256)
     if args.max_windows is None:
-        args.max_windows = 0 if cuda else 24
+        args.max_windows = 0 if cuda else 64
     if args.max_windows_fp32 is None:
         args.max_windows_fp32 = 32 if cuda else args.max_windows
     args.synth_dtype = args.synth_dtype or ("bfloat16" if cuda else "float32")
     args.work = os.path.abspath(args.work or os.path.join(REPO, "build", "bench-work"))
     args.out = args.out or os.path.join(args.work, "bench_eval.json")
     args.bin = os.path.abspath(args.bin)
+    args.data_dir = os.path.abspath(args.data_dir)
     if not os.access(args.bin, os.X_OK):
         raise SystemExit("bench_eval: %s is not an executable (build first)" % args.bin)
     os.makedirs(args.work, exist_ok=True)
