@@ -2,9 +2,10 @@
 # scripts/gpu/run.sh — runs ON the GPU machine, in the repository root, in one device-tool call:
 #     bash scripts/gpu/run.sh            (carry [".gpu-deps"], made by scripts/gpu/fetch_deps.sh)
 # Owns the GPU pipeline: environment report, configure (PyTorch wheel's libtorch + Debian deps
-# unpacked in .gpu-deps/prefix), build, ctest, then bench/bench_eval.py with --device cuda.
-# Logs and the benchmark JSON go to $OUT (./out when unset); at most 8 files, the device
-# tool's limit. Exits non-zero if any phase failed or was skipped for lack of time.
+# unpacked in .gpu-deps/prefix), build, a CPU-vs-CUDA perplexity smoke check on stories260K,
+# ctest, then bench/bench_eval.py with --device cuda. Logs and the benchmark JSON go to $OUT
+# (./out when unset): 8 files, the device tool's limit. Exits non-zero if any phase failed or
+# was skipped for lack of time.
 #
 # Overrides (for reruns, and for exercising this script on the CPU machine):
 #   SQ_BUILD_DIR (build-gpu)  SQ_JOBS (16)  SQ_DEADLINE_S (560: whole-run budget, the tool kills at 600)
@@ -202,6 +203,40 @@ phase_build() {
   ! ldd "$BUILD/sliderquant" | grep -q 'not found'
 }
 
+# The real stories260K model on the CPU and on $DEVICE: float32 perplexities must agree to 1e-3
+# (relative), bfloat16 to 2e-2 of the CPU float32 one. No test in the suite touches CUDA.
+phase_smoke() {
+  local m=$ROOT/tests/fixtures/stories260K/hf d=$AUX/smoke data=$DEPS/data
+  [[ -d $data ]] || data=$ROOT/../shared/data
+  rm -rf "$d"; mkdir -p "$d"
+  local devs=(cpu) dev dt
+  [[ $DEVICE != cpu ]] && devs+=("$DEVICE")
+  for dev in "${devs[@]}"; do
+    for dt in float32 bfloat16; do
+      echo "+ sliderquant eval stories260K --device $dev --dtype $dt"
+      "$BUILD/sliderquant" eval "$m" --ppl wikitext2 --data-dir "$data" --seqlen 512 --batch-size 4 \
+        --max-windows 16 --device "$dev" --dtype "$dt" --json "$d/$dev-$dt.json" --quiet
+    done
+  done
+  python3 - "$d" "$DEVICE" <<'PY'
+import json, os, sys
+d, dev = sys.argv[1:]
+def get(k):
+    j = json.load(open(os.path.join(d, k + ".json")))
+    return j["perplexity"][0]["ppl"], j.get("device"), j["perplexity"][0].get("tokens_per_second")
+ref = get("cpu-float32")[0]
+bad = 0
+for k, tol in (("cpu-bfloat16", 2e-2), (dev + "-float32", 1e-3), (dev + "-bfloat16", 2e-2)):
+    ppl, where, tps = get(k)
+    rel = abs(ppl - ref) / ref
+    ok = rel <= tol and ppl == ppl
+    bad += not ok
+    print("%-16s device %-8s ppl %.6f  vs cpu-float32 %.6f  rel %.2e (tol %.0e)  %s  %.0f tok/s"
+          % (k, where, ppl, ref, rel, tol, "ok" if ok else "MISMATCH", tps or 0))
+sys.exit(1 if bad else 0)
+PY
+}
+
 phase_test() {
   local budget=$1
   cd "$BUILD"
@@ -232,9 +267,11 @@ else
 fi
 
 if ((BUILD_OK != 0)); then
+  skip_phase smoke "no build"
   skip_phase test "no build"
   skip_phase bench "no build"
 else
+  run_phase smoke 25-smoke.log phase_smoke
   if [[ ${SQ_SKIP_TESTS:-0} == 1 ]]; then
     skip_phase test "SQ_SKIP_TESTS=1" nofail
   else
@@ -256,6 +293,10 @@ fi
   echo "==================== summary ==================== (t+$(elapsed)s)"
   printf '%s\n' "${PHASES[@]}"
   echo "configure: $(cat "$AUX/configure.result" 2>/dev/null || echo none) | $SPM_NOTE"
+  if [[ -f $OUT/25-smoke.log ]]; then
+    echo "--- smoke: stories260K perplexity, CPU vs $DEVICE"
+    grep -E '  (ok|MISMATCH)  ' "$OUT/25-smoke.log" || true
+  fi
   if [[ -f $OUT/40-bench.log ]]; then
     echo "--- benchmark table (full rows in bench_eval.json)"
     sed -n '/^=== bench_eval results/,$p' "$OUT/40-bench.log"
