@@ -4,6 +4,7 @@
 // (liblzma's encoder); one test reads the real shared/data when it is present.
 #include <gtest/gtest.h>
 #include <lzma.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <functional>
@@ -43,7 +44,8 @@ struct DataDir {
   std::string root;
   std::string c4_expected;
   DataDir() {
-    root = (fs::path(::testing::TempDir()) / "sq_data_fixture").string();
+    // one dir per process: ctest -j runs the tests that share this fixture side by side
+    root = (fs::path(::testing::TempDir()) / ("sq_data_fixture_" + std::to_string(::getpid()))).string();
     fs::remove_all(root);
     fs::create_directories(root + "/eval/ptb");
     fs::create_directories(root + "/eval/c4");
