@@ -1,0 +1,264 @@
+// pack/native: the native packed layout (format version 1) of a QTensor: bit-packing of
+// codes and zeros into int32 words, fp16 scales, optional g_idx; and the validating inverse.
+// Layout only: it never re-decides codes or scales, and refuses (Error naming the tensor)
+// anything it cannot store exactly. The bit order is specified in pack/native.h and
+// docs/FORMAT.md. Bit loops are plain scalar code over rows (at::parallel_for): one pass,
+// no temporaries larger than the output.
+#include "sliderquant/pack/native.h"
+
+#include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+
+#include <cstdint>
+#include <sstream>
+
+#include "sliderquant/core/error.h"
+
+namespace sq {
+namespace {
+
+// The format's short name ("w4g128", "w4", "w3g64s"). Local so that the pack layer does
+// not depend on QFormat::name() being linked; keep in step with QFormat::name().
+std::string format_label(const QFormat& f) {
+  std::string s = "w" + std::to_string(f.bits);
+  if (f.group_size > 0) s += "g" + std::to_string(f.group_size);
+  if (f.symmetric) s += "s";
+  return s;
+}
+
+std::string shape_str(at::IntArrayRef sizes) {
+  std::ostringstream os;
+  os << "[";
+  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
+  os << "]";
+  return os.str();
+}
+
+int64_t words_for(int64_t n, int bits) { return (n * bits + 31) / 32; }
+
+void check_bits(int bits, const std::string& what) {
+  SQ_CHECK(bits >= 1 && bits <= 8, what << ": bits must be in 1..8, got " << bits);
+}
+
+// Groups per row for IN columns (the rule of QFormat::groups, computed here so that the
+// layout does not need format.cpp): throws naming the linear when IN does not divide.
+int64_t groups_of(const QFormat& f, int64_t in, const std::string& name) {
+  SQ_CHECK(f.bits >= 2 && f.bits <= 8,
+           name << ": format " << format_label(f) << " has bits " << f.bits << ", expected 2..8");
+  if (f.group_size < 0) return 1;
+  SQ_CHECK(f.group_size >= 1, name << ": group size " << f.group_size << " must be >= 1 or -1");
+  SQ_CHECK(in % f.group_size == 0, name << ": in_features " << in << " is not a multiple of group size "
+                                        << f.group_size << " of " << format_label(f));
+  return in / f.group_size;
+}
+
+// codes: [rows, n] uint8; WHAT names the tensor in errors.
+at::Tensor pack_bits_named(const at::Tensor& codes, int bits, const std::string& what) {
+  check_bits(bits, what);
+  SQ_CHECK(codes.defined(), what << " is undefined");
+  SQ_CHECK(codes.dim() == 2, what << " must be 2-D [rows, n], got shape " << shape_str(codes.sizes()));
+  SQ_CHECK(codes.scalar_type() == at::kByte,
+           what << " must be uint8, got " << c10::toString(codes.scalar_type()));
+  at::Tensor c = codes.cpu().contiguous();  // [rows, n]
+  const int64_t rows = c.size(0), n = c.size(1), nw = words_for(n, bits);
+  if (c.numel() > 0) {
+    const int64_t maxv = c.max().item<int64_t>();
+    if (maxv >= (int64_t(1) << bits)) {
+      at::Tensor pos = (c == maxv).nonzero()[0];
+      SQ_FAIL(what << " has value " << maxv << " at [" << pos[0].item<int64_t>() << ", "
+                   << pos[1].item<int64_t>() << "], which does not fit in " << bits << " bits (max "
+                   << ((int64_t(1) << bits) - 1) << ")");
+    }
+  }
+  at::Tensor out = at::zeros({rows, nw}, at::kInt);  // [rows, ceil(n*bits/32)]
+  const uint8_t* src = c.data_ptr<uint8_t>();
+  // int32 and uint32 may alias; unsigned arithmetic keeps the bit pattern exact.
+  uint32_t* dst = reinterpret_cast<uint32_t*>(out.data_ptr<int32_t>());
+  at::parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint8_t* row = src + r * n;
+      uint32_t* w = dst + r * nw;
+      uint64_t acc = 0;  // pending stream bits, least significant first
+      int fill = 0;      // how many of them
+      for (int64_t j = 0; j < n; ++j) {
+        acc |= uint64_t(row[j]) << fill;
+        fill += bits;
+        if (fill >= 32) {
+          *w++ = uint32_t(acc);
+          acc >>= 32;
+          fill -= 32;
+        }
+      }
+      if (fill > 0) *w = uint32_t(acc);  // high bits past the last code stay zero
+    }
+  });
+  return out;
+}
+
+// words: [rows, ceil(n*bits/32)] int32 -> [rows, n] uint8.
+at::Tensor unpack_bits_named(const at::Tensor& words, int bits, int64_t n, const std::string& what) {
+  check_bits(bits, what);
+  SQ_CHECK(n >= 0, what << ": negative code count " << n);
+  SQ_CHECK(words.defined(), what << " is undefined");
+  SQ_CHECK(words.scalar_type() == at::kInt,
+           what << " must be int32, got " << c10::toString(words.scalar_type()));
+  const int64_t nw = words_for(n, bits);
+  SQ_CHECK(words.dim() == 2 && words.size(1) == nw,
+           what << " has shape " << shape_str(words.sizes()) << ", expected [rows, " << nw << "] for "
+                << n << " codes of " << bits << " bits");
+  at::Tensor w = words.cpu().contiguous();
+  const int64_t rows = w.size(0);
+  at::Tensor out = at::empty({rows, n}, at::kByte);  // [rows, n]
+  const uint32_t* src = reinterpret_cast<const uint32_t*>(w.data_ptr<int32_t>());
+  uint8_t* dst = out.data_ptr<uint8_t>();
+  const uint32_t mask = (uint32_t(1) << bits) - 1;
+  const int tail = int((n * bits) % 32);  // used bits of the last word (0 = all 32)
+  const uint32_t tail_mask = tail == 0 ? 0 : ~((uint32_t(1) << tail) - 1);
+  int64_t bad_row = -1;
+  for (int64_t r = 0; r < rows && nw > 0; ++r) {
+    if (src[r * nw + nw - 1] & tail_mask) {
+      bad_row = r;
+      break;
+    }
+  }
+  SQ_CHECK(bad_row < 0, what << " row " << bad_row << " has nonzero bits past its last code (the "
+                             << "layout requires them zero: written with another bit order or width?)");
+  at::parallel_for(0, rows, 64, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) {
+      const uint32_t* row = src + r * nw;
+      uint8_t* o = dst + r * n;
+      for (int64_t j = 0; j < n; ++j) {
+        const int64_t k = j * bits, wi = k / 32;
+        const int s = int(k % 32);
+        uint64_t v = row[wi];
+        if (s + bits > 32) v |= uint64_t(row[wi + 1]) << 32;  // code straddles two words
+        o[j] = uint8_t((v >> s) & mask);
+      }
+    }
+  });
+  return out;
+}
+
+// Fetches NAME.SUFFIX, checks presence, dtype and shape; returns it on the CPU, contiguous.
+at::Tensor fetch(const std::function<at::Tensor(const std::string&)>& get, const std::string& full,
+                 at::ScalarType dtype, std::vector<int64_t> shape, const std::string& context) {
+  at::Tensor t = get(full);
+  SQ_CHECK(t.defined(), full << " is missing, expected " << c10::toString(dtype) << " "
+                             << shape_str(shape) << " for " << context);
+  SQ_CHECK(t.scalar_type() == dtype, full << " has dtype " << c10::toString(t.scalar_type())
+                                          << ", expected " << c10::toString(dtype) << " for " << context);
+  SQ_CHECK(t.sizes() == at::IntArrayRef(shape), full << " has shape " << shape_str(t.sizes())
+                                                     << ", expected " << shape_str(shape) << " for "
+                                                     << context);
+  return t.cpu().contiguous();
+}
+
+// g_idx [in] int32 with values in [0, groups).
+void check_g_idx(const at::Tensor& g, int64_t in, int64_t groups, const std::string& what) {
+  SQ_CHECK(g.dim() == 1 && g.size(0) == in,
+           what << " has shape " << shape_str(g.sizes()) << ", expected [" << in << "]");
+  if (in == 0) return;
+  const int64_t lo = g.min().item<int64_t>(), hi = g.max().item<int64_t>();
+  SQ_CHECK(lo >= 0 && hi < groups,
+           what << " has values in [" << lo << ", " << hi << "], expected [0, " << groups - 1 << "]");
+}
+
+}  // namespace
+
+at::Tensor pack_bits(const at::Tensor& codes, int bits) { return pack_bits_named(codes, bits, "codes"); }
+
+at::Tensor unpack_bits(const at::Tensor& words, int bits, int64_t n) {
+  return unpack_bits_named(words, bits, n, "packed words");
+}
+
+std::vector<std::pair<std::string, at::Tensor>> pack_qtensor(const std::string& name, const QTensor& q) {
+  const QFormat& f = q.format;
+  SQ_CHECK(q.codes.defined() && q.codes.dim() == 2, name << ": codes must be a 2-D [out, in] tensor");
+  const int64_t out = q.codes.size(0), in = q.codes.size(1);
+  const int64_t groups = groups_of(f, in, name);
+  const std::string context = format_label(f) + " " + shape_str({out, in});
+  std::vector<std::pair<std::string, at::Tensor>> res;
+
+  res.emplace_back(name + ".qweight", pack_bits_named(q.codes, f.bits, name + ".qweight (codes)"));
+
+  const std::string sname = name + ".scales";
+  SQ_CHECK(q.scales.defined(), sname << ": the QTensor has no scales");
+  SQ_CHECK(q.scales.sizes() == at::IntArrayRef({out, groups}),
+           sname << " has shape " << shape_str(q.scales.sizes()) << ", expected "
+                 << shape_str({out, groups}) << " for " << context);
+  SQ_CHECK(c10::isFloatingType(q.scales.scalar_type()),
+           sname << " must be floating point, got " << c10::toString(q.scales.scalar_type()));
+  at::Tensor s32 = q.scales.cpu().to(at::kFloat).contiguous();  // [out, groups]
+  at::Tensor s16 = s32.to(at::kHalf);
+  at::Tensor exact = s16.to(at::kFloat) == s32;
+  if (!exact.all().item<bool>()) {
+    at::Tensor pos = exact.logical_not().nonzero()[0];
+    const int64_t r = pos[0].item<int64_t>(), g = pos[1].item<int64_t>();
+    SQ_FAIL(sname << " value " << s32[r][g].item<float>() << " at [" << r << ", " << g
+                  << "] is not representable in float16; round scales to float16 before choosing codes");
+  }
+  res.emplace_back(sname, s16.contiguous());
+
+  const std::string zname = name + ".qzeros";
+  const int64_t mid = int64_t(1) << (f.bits - 1);
+  if (f.symmetric) {
+    // The zero is implied (2^(bits-1)); dropping anything else would change the weights.
+    if (q.zeros.defined()) {
+      SQ_CHECK(q.zeros.numel() == 0 || (q.zeros.cpu().to(at::kDouble) == double(mid)).all().item<bool>(),
+               name << ": symmetric format " << format_label(f) << " stores no zeros, but the QTensor's "
+                    << "zeros are not all " << mid);
+    }
+  } else {
+    SQ_CHECK(q.zeros.defined(), zname << ": asymmetric format " << format_label(f) << " needs zeros");
+    SQ_CHECK(q.zeros.sizes() == at::IntArrayRef({out, groups}),
+             zname << ": zeros have shape " << shape_str(q.zeros.sizes()) << ", expected "
+                   << shape_str({out, groups}) << " for " << context);
+    at::Tensor z = q.zeros.cpu().to(at::kDouble);
+    SQ_CHECK(z.numel() == 0 || ((z == z.round()).all().item<bool>() && z.min().item<double>() >= 0 &&
+                                z.max().item<double>() <= double(f.maxq())),
+             zname << ": zeros must be integers in [0, " << f.maxq() << "] for " << format_label(f));
+    res.emplace_back(zname, pack_bits_named(z.to(at::kByte), f.bits, zname));
+  }
+
+  if (q.g_idx.defined()) {
+    SQ_CHECK(c10::isIntegralType(q.g_idx.scalar_type(), /*includeBool=*/false),
+             name << ".g_idx must be an integer tensor, got " << c10::toString(q.g_idx.scalar_type()));
+    at::Tensor g = q.g_idx.cpu().to(at::kInt).contiguous();  // [in]
+    check_g_idx(g, in, groups, name + ".g_idx");
+    res.emplace_back(name + ".g_idx", g);
+  }
+  return res;
+}
+
+QTensor unpack_qtensor(const std::string& name, const QFormat& f, int64_t out, int64_t in,
+                       const std::function<at::Tensor(const std::string&)>& get) {
+  SQ_CHECK(out >= 0 && in >= 0, name << ": negative shape [" << out << ", " << in << "]");
+  const int64_t groups = groups_of(f, in, name);
+  const std::string context = format_label(f) + " " + shape_str({out, in});
+  QTensor q;
+  q.format = f;
+
+  at::Tensor qw = fetch(get, name + ".qweight", at::kInt, {out, words_for(in, f.bits)}, context);
+  q.codes = unpack_bits_named(qw, f.bits, in, name + ".qweight");  // [out, in] uint8
+
+  q.scales = fetch(get, name + ".scales", at::kHalf, {out, groups}, context).to(at::kFloat);
+
+  const std::string zname = name + ".qzeros";
+  if (f.symmetric) {
+    SQ_CHECK(!get(zname).defined(), zname << " is present, but " << context
+                                          << " is symmetric and stores no zeros (wrong format?)");
+    q.zeros = at::full({out, groups}, double(int64_t(1) << (f.bits - 1)), at::kFloat);
+  } else {
+    at::Tensor qz = fetch(get, zname, at::kInt, {out, words_for(groups, f.bits)}, context);
+    q.zeros = unpack_bits_named(qz, f.bits, groups, zname).to(at::kFloat);  // [out, groups]
+  }
+
+  at::Tensor g = get(name + ".g_idx");
+  if (g.defined()) {
+    q.g_idx = fetch(get, name + ".g_idx", at::kInt, {in}, context);
+    check_g_idx(q.g_idx, in, groups, name + ".g_idx");
+  }
+  return q;
+}
+
+}  // namespace sq
