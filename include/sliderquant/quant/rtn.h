@@ -22,9 +22,13 @@ struct QParams {
 };
 
 // Parameters for each row of W [rows, cols] (one group). The range always includes 0
-// (min <= 0 <= max), as GPTQ's find_params does; an all-zero row gets scale 1.
+// (min <= 0 <= max), as GPTQ's find_params does; an all-zero row gets the range [-1, 1]
+// (GPTQ's rule). Symmetric: range [-max|w|, max|w|], zero 2^(bits-1). Scales are rounded
+// UP to the next float16 value (so the min-max range stays on the grid), at least 2^-14.
+// No host synchronisation (safe inside GPTQ's column loop on CUDA).
 QParams find_params(const at::Tensor& W, int bits, bool symmetric, const ClipSearch& clip);
-// Codes of W [rows, cols] with per-row params: clamp(round(w / s) + z, 0, maxq).
+// Codes of W [rows, cols] with per-row params: clamp(round(w / s) + z, 0, maxq), as a
+// float32 tensor holding integers (convert with .to(kByte) for a QTensor).
 at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq);
 
 // RTN of a whole weight [out, in] in its format.

@@ -1,0 +1,189 @@
+// quant/gptq: GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for
+// Generative Pre-trained Transformers", Algorithm 1; IST-DASLab/gptq gptq.py `fasterquant`;
+// METHODS.md section 5.2) and the Hessian accumulator of its `add_batch`.
+// Owns the column order (natural, act-order, group-preserving), damping, the upper Cholesky
+// factor of H^-1 and the lazy block updates; the quantizer itself is quant/rtn.
+// One difference from gptq.py: dynamic group parameters are found on the truly current
+// columns (gptq.py reads the block's columns before their in-block updates), so the result
+// does not depend on block_size. Runs on W's device with no host sync in the column loop.
+#include "sliderquant/quant/gptq.h"
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <tuple>
+#include <vector>
+
+#include "sliderquant/core/error.h"
+
+namespace sq {
+
+HessianAccumulator::HessianAccumulator(int64_t in_features) : in_(in_features) {
+  SQ_CHECK(in_features > 0, "HessianAccumulator: in_features must be positive, got " << in_features);
+  H_ = at::zeros({in_, in_}, at::kFloat);  // moves to the inputs' device on the first add
+}
+
+void HessianAccumulator::add(const at::Tensor& X) {
+  SQ_CHECK(X.defined() && X.dim() >= 1 && X.size(-1) == in_,
+           "HessianAccumulator: input has shape " << (X.defined() ? X.sizes() : at::IntArrayRef{})
+                                                  << ", expected [..., " << in_ << "]");
+  at::Tensor x = X.reshape({-1, in_}).to(at::kFloat);  // [tokens, in]
+  const int64_t t = x.size(0);
+  if (t == 0) return;
+  if (n_ == 0 && H_.device() != x.device()) H_ = at::zeros({in_, in_}, x.options());
+  SQ_CHECK(H_.device() == x.device(),
+           "HessianAccumulator: input on " << x.device() << " but the Hessian is on " << H_.device());
+  H_.mul_(static_cast<double>(n_) / static_cast<double>(n_ + t));
+  n_ += t;
+  x = x.mul(std::sqrt(2.0 / static_cast<double>(n_)));
+  H_.addmm_(x.t(), x);
+}
+
+namespace {
+
+// Processing order of the columns: perm[k] = original column processed k-th. [in] long.
+at::Tensor column_order(const at::Tensor& diag, GptqOrder order, int64_t width) {
+  const int64_t in = diag.size(0);
+  switch (order) {
+    case GptqOrder::Natural:
+      return at::arange(in, diag.options().dtype(at::kLong));
+    case GptqOrder::ActOrder:
+      return std::get<1>(at::sort(diag, /*stable=*/true, /*dim=*/0, /*descending=*/true));
+    case GptqOrder::GroupPreserving: {
+      const int64_t G = in / width;
+      at::Tensor d2 = diag.view({G, width});                                             // [G, width]
+      at::Tensor within = std::get<1>(at::sort(d2, /*stable=*/true, 1, /*descending=*/true));  // [G, width]
+      at::Tensor gord = std::get<1>(at::sort(d2.amax(1), /*stable=*/true, 0, /*descending=*/true));  // [G]
+      return within.index_select(0, gord).add_(gord.mul(width).unsqueeze(1)).view({in});
+    }
+  }
+  SQ_FAIL("gptq: unknown column order");
+}
+
+// The current values of the permuted columns [c, c + width), c = i1 + i, inside block
+// [i1, i2): the in-block part from W1, the rest from W with this block's pending update.
+at::Tensor current_group(const at::Tensor& W, const at::Tensor& W1, const at::Tensor& Err1,
+                         const at::Tensor& U, int64_t i1, int64_t i2, int64_t i, int64_t width) {
+  const int64_t c = i1 + i, end = std::min(c + width, W.size(1));
+  at::Tensor inside = W1.narrow(1, i, std::min(end, i2) - c);  // [out, *]
+  if (end <= i2) return inside;
+  at::Tensor rest = W.narrow(1, i2, end - i2);  // [out, end - i2]
+  if (i > 0) rest = rest - Err1.narrow(1, 0, i).mm(U.narrow(0, i1, i).narrow(1, i2, end - i2));
+  return at::cat({inside, rest}, 1);
+}
+
+// Upper U with H^-1 = U^T U, as gptq.py: cholesky, cholesky_inverse, cholesky(upper).
+at::Tensor upper_cholesky_of_inverse(const at::Tensor& H, const QFormat& f, double percdamp) {
+  at::Tensor L, info;
+  std::tie(L, info) = at::linalg_cholesky_ex(H);
+  SQ_CHECK(info.item<int64_t>() == 0, "gptq (" << f.name() << "): the damped Hessian [" << H.size(0) << ", "
+                                                 << H.size(1) << "] is not positive definite (percdamp "
+                                                 << percdamp << "); raise percdamp or add calibration tokens");
+  at::Tensor U;
+  std::tie(U, info) = at::linalg_cholesky_ex(at::cholesky_inverse(L), /*upper=*/true);
+  SQ_CHECK(info.item<int64_t>() == 0, "gptq (" << f.name() << "): H^-1 lost positive definiteness in float32 "
+                                                 << "(percdamp " << percdamp << "); raise percdamp");
+  return U;
+}
+
+}  // namespace
+
+GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const QFormat& f,
+                         const GptqOptions& opts) {
+  SQ_CHECK(W_in.defined() && W_in.dim() == 2, "gptq: expected a weight [out, in]");
+  const int64_t out = W_in.size(0), in = W_in.size(1);
+  f.check(out, in, "gptq weight");
+  SQ_CHECK(H_in.defined() && H_in.dim() == 2 && H_in.size(0) == in && H_in.size(1) == in,
+           "gptq: Hessian has shape " << H_in.sizes() << ", expected [" << in << ", " << in << "]");
+  SQ_CHECK(opts.block_size >= 1, "gptq: block_size must be >= 1, got " << opts.block_size);
+  SQ_CHECK(opts.percdamp >= 0, "gptq: percdamp must be >= 0, got " << opts.percdamp);
+  const int64_t G = f.groups(in), width = f.group_width(in), maxq = f.maxq();
+  const auto fopt = W_in.options().dtype(at::kFloat);
+
+  at::Tensor W0 = W_in.to(at::kFloat);  // [out, in] the original weight
+  SQ_CHECK(at::isfinite(W0).all().item<bool>(), "gptq: the weight [" << out << ", " << in << "] has NaN or Inf");
+  at::Tensor H = H_in.to(W0.device(), at::kFloat).clone();  // [in, in] working copy
+
+  // 1. Dead inputs (never active): H_ii = 1, W[:, i] = 0.
+  at::Tensor dead = H.diagonal().eq(0);  // [in]
+  H.diagonal().masked_fill_(dead, 1);
+  at::Tensor W = W0.masked_fill(dead.unsqueeze(0), 0);  // [out, in]
+
+  // 2. Column order; col_group[k] = the scales column used by the k-th processed column.
+  at::Tensor perm = column_order(H.diagonal(), opts.order, width);  // [in]
+  std::vector<int64_t> perm_host(in);
+  {
+    at::Tensor ph = perm.to(at::kCPU).contiguous();
+    std::copy(ph.data_ptr<int64_t>(), ph.data_ptr<int64_t>() + in, perm_host.begin());
+  }
+  const bool static_params = opts.static_groups && G > 1;
+  const bool with_g_idx = opts.order == GptqOrder::ActOrder && !static_params && G > 1;
+  std::vector<int64_t> col_group(in);
+  for (int64_t k = 0; k < in; ++k) col_group[k] = (with_g_idx ? k : perm_host[k]) / width;
+
+  at::Tensor scales = at::empty({out, G}, fopt);  // [out, G]
+  at::Tensor zeros = at::empty({out, G}, fopt);   // [out, G]
+  if (static_params) {  // every group's parameters from the original (dead-zeroed) W
+    QParams p = find_params(W.reshape({out * G, width}), f.bits, f.symmetric, opts.clip);
+    scales.copy_(p.scale.view({out, G}));
+    zeros.copy_(p.zero.view({out, G}));
+  }
+  if (opts.order != GptqOrder::Natural) {
+    W = W.index_select(1, perm);
+    H = H.index_select(0, perm).index_select(1, perm);
+  }
+
+  // 3-4. Damping and U = chol(H^-1, upper).
+  H.diagonal().add_(H.diagonal().mean().mul(opts.percdamp));
+  at::Tensor U = upper_cholesky_of_inverse(H, f, opts.percdamp);  // [in, in]
+
+  // 5-6. Lazy blocks: quantize column by column inside a block, update the rest at its end.
+  at::Tensor Qc = at::empty({out, in}, fopt);  // [out, in] codes in processing order
+  for (int64_t i1 = 0; i1 < in; i1 += opts.block_size) {
+    const int64_t i2 = std::min(i1 + opts.block_size, in), count = i2 - i1;
+    at::Tensor W1 = W.narrow(1, i1, count).clone();  // [out, count]
+    at::Tensor Err1 = at::zeros({out, count}, fopt);  // [out, count]
+    at::Tensor U1 = U.narrow(0, i1, count).narrow(1, i1, count);  // [count, count]
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t col = i1 + i;
+      if (!static_params && col % width == 0) {
+        QParams p = find_params(current_group(W, W1, Err1, U, i1, i2, i, width), f.bits, f.symmetric, opts.clip);
+        scales.narrow(1, col_group[col], 1).copy_(p.scale);
+        zeros.narrow(1, col_group[col], 1).copy_(p.zero);
+      }
+      QParams p{scales.narrow(1, col_group[col], 1), zeros.narrow(1, col_group[col], 1)};  // [out, 1]
+      at::Tensor w = W1.narrow(1, i, 1);        // [out, 1]
+      at::Tensor q = quantize_codes(w, p, maxq);  // [out, 1]
+      Qc.narrow(1, col, 1).copy_(q);
+      at::Tensor err = w.sub(p.scale.mul(q.sub(p.zero))).div_(U1.select(0, i).select(0, i));  // [out, 1]
+      Err1.narrow(1, i, 1).copy_(err);
+      if (i + 1 < count) W1.narrow(1, i + 1, count - i - 1).sub_(err.mm(U1.narrow(0, i, 1).narrow(1, i + 1, count - i - 1)));
+    }
+    if (i2 < in) W.narrow(1, i2, in - i2).sub_(Err1.mm(U.narrow(0, i1, count).narrow(1, i2, in - i2)));
+  }
+
+  // 7. Back to the original column order.
+  GptqResult r;
+  r.q.format = f;
+  r.q.scales = scales;
+  r.q.zeros = zeros;
+  if (opts.order != GptqOrder::Natural) {
+    at::Tensor invperm = at::empty_like(perm).scatter_(0, perm, at::arange(in, perm.options()));  // [in]
+    Qc = Qc.index_select(1, invperm);
+    if (with_g_idx) r.q.g_idx = invperm.div(width, "floor").to(at::kInt);
+  }
+  r.q.codes = Qc.to(at::kByte);
+  r.error = output_error(W0, r.q.dequantize(), H_in);
+  return r;
+}
+
+double output_error(const at::Tensor& W, const at::Tensor& Q, const at::Tensor& H) {
+  SQ_CHECK(W.dim() == 2 && Q.sizes() == W.sizes() && H.dim() == 2 && H.size(0) == W.size(1) &&
+               H.size(1) == W.size(1),
+           "output_error: W " << W.sizes() << ", Q " << Q.sizes() << ", H " << H.sizes() << " do not match");
+  at::Tensor D = W.to(at::kDouble) - Q.to(W.device(), at::kDouble);  // [out, in]
+  return D.mm(H.to(W.device(), at::kDouble)).mul_(D).sum().item<double>();
+}
+
+}  // namespace sq
