@@ -229,7 +229,9 @@ TEST(RtnQuant, PropertiesOverFormats) {
         EXPECT_TRUE(at::equal(q.zeros.round(), q.zeros));
         EXPECT_GE(q.zeros.min().item<float>(), 0.0f);
         EXPECT_LE(q.zeros.max().item<float>(), float(f.maxq()));
-        if (sym) EXPECT_TRUE(at::equal(q.zeros, at::full_like(q.zeros, float(1 << (bits - 1)))));
+        if (sym) {
+          EXPECT_TRUE(at::equal(q.zeros, at::full_like(q.zeros, float(1 << (bits - 1)))));
+        }
         // Min-max never clips: every weight within half a step of its dequantized value.
         at::Tensor step = q.scales.repeat_interleave(width, 1);  // [16, 128]
         at::Tensor excess = (W - q.dequantize()).abs() - step * 0.5 * (1 + 1e-6) - 1e-6;

@@ -46,7 +46,12 @@ struct GptqResult {
 };
 
 // W [out, in] (any float dtype, any device; computed in float32 on W's device);
-// H [in, in] from HessianAccumulator. ActOrder without static_groups yields a g_idx.
+// H [in, in] from HessianAccumulator. ActOrder without static_groups yields a g_idx
+// (g_idx[j] = position of column j in the processing order / group width); the other
+// orders keep groups in the original column space (g(j) = j / width). Orders sort diag(H)
+// stably. Dynamic group parameters come from the truly current columns (gptq.py reads the
+// block's columns before their in-block updates), so codes do not depend on block_size.
+// Throws Error when the damped H is not positive definite or W has NaN/Inf.
 GptqResult gptq_quantize(const at::Tensor& W, const at::Tensor& H, const QFormat& f,
                          const GptqOptions& opts = {});
 
