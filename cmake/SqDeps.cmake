@@ -10,3 +10,7 @@ if(NOT CLI11_FOUND)
 endif()
 find_package(Eigen3 3.3 QUIET NO_MODULE)
 find_package(LibLZMA REQUIRED)
+# Byte-level BPE tokenizer: PCRE2 (pre-tokenizer regexes, \p{L} with UCP) and utf8proc (NFC).
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(PCRE2 REQUIRED IMPORTED_TARGET libpcre2-8)
+pkg_check_modules(UTF8PROC REQUIRED IMPORTED_TARGET libutf8proc)

@@ -122,7 +122,8 @@ void write_synthetic_model(const std::string& dir, const ModelConfig& c, const S
   if (!o.tokenizer_from.empty()) {
     std::string src = is_directory(o.tokenizer_from) ? o.tokenizer_from : parent_dir(o.tokenizer_from);
     bool any = false;
-    for (const char* f : {"tokenizer.model", "tokenizer_config.json", "tokenizer.json"}) {
+    for (const char* f : {"tokenizer.model", "tokenizer_config.json", "tokenizer.json", "tokenizer.json.xz",
+                          "encoder.json", "vocab.bpe"}) {
       if (path_exists(path_join(src, f))) {
         copy_file(path_join(src, f), path_join(dir, f));
         any = true;
