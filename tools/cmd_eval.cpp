@@ -16,6 +16,7 @@
 #include "sliderquant/data/tokenizer.h"
 #include "sliderquant/eval/perplexity.h"
 #include "sliderquant/model/model.h"
+#include "sliderquant/pack/native_model.h"
 
 namespace sq::cli {
 namespace {
@@ -58,7 +59,7 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
   std::vector<TextDataset> datasets;
   for (const std::string& name : sets) datasets.push_back(load_text_dataset(name, a.data_dir));
 
-  Model model = load_model(a.model);
+  Model model = load_any_model(a.model);
   auto tok = load_tokenizer(a.model);
   SQ_CHECK(tok->vocab_size() <= model.config.vocab_size,
            "the tokenizer in " << a.model << " has " << tok->vocab_size() << " tokens but the model only "

@@ -53,6 +53,38 @@ struct TokenizeArgs {
 };
 int cmd_tokenize(const TokenizeArgs& a, const CommonArgs& c);
 
+struct QuantizeArgs {
+  std::string model;       // "" = the bundled model
+  std::string recipe;      // path, or the name of a recipe in configs/
+  std::string out;
+  std::string device = "auto";
+  std::string dtype = "auto";  // dtype of calibration forwards
+  std::string calib;       // overrides recipe calibration.dataset
+  int64_t samples = 0;     // 0 = recipe's
+  int64_t seqlen = 0;
+  int64_t seed = -1;       // -1 = recipe's
+  int64_t batch_size = 1;
+  std::string work;        // "" = OUT.work
+  std::string data_dir;
+  std::string eval;        // datasets to evaluate after quantizing ("" = none)
+  std::string json;        // report
+  bool dry_run = false;
+  bool force = false;
+  bool keep_work = false;
+};
+int cmd_quantize(const QuantizeArgs& a, const CommonArgs& c);
+
+struct RecipeArgs {
+  std::string action;  // "check" | "explain"
+  std::string recipe;
+  std::string model;
+};
+int cmd_recipe(const RecipeArgs& a, const CommonArgs& c);
+
+// A recipe argument: an existing path, or NAME / NAME.json under the bundled configs/.
+std::string resolve_recipe_path(const std::string& arg);
+std::string default_model_dir();
+
 // Applies --quiet and --threads.
 void apply_common(const CommonArgs& c);
 

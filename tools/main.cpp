@@ -80,6 +80,39 @@ int main(int argc, char** argv) {
   tok->add_flag("--no-special", tk.no_special, "do not add BOS/EOS as the model's config says");
   add_common(tok);
 
+  // ---- quantize
+  cli::QuantizeArgs qa;
+  CLI::App* quant = app.add_subcommand("quantize", "quantize a model with a recipe and write the packed result");
+  quant->add_option("model", qa.model, "model directory (default: the bundled model, " +
+                                           cli::default_model_dir() + ")");
+  quant->add_option("--recipe", qa.recipe, "recipe file, or the name of one in configs/ (e.g. gptq-w4g128)")
+      ->required();
+  quant->add_option("--out", qa.out, "output directory (written to a temporary name, then renamed)")->required();
+  quant->add_option("--device", qa.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
+  quant->add_option("--dtype", qa.dtype, "dtype of calibration forwards: auto (cpu: float32, cuda: bfloat16), "
+                                         "float32, bfloat16")->capture_default_str();
+  quant->add_option("--calib", qa.calib, "calibration text: c4-2k, ptb, wikitext2 or a text file (default: recipe's)");
+  quant->add_option("--samples", qa.samples, "calibration windows (default: recipe's)")->check(CLI::PositiveNumber);
+  quant->add_option("--seqlen", qa.seqlen, "tokens per calibration window (default: recipe's)")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+  quant->add_option("--seed", qa.seed, "calibration seed (default: recipe's)")->check(CLI::NonNegativeNumber);
+  quant->add_option("--batch-size", qa.batch_size, "calibration windows per forward")->capture_default_str()->check(CLI::PositiveNumber);
+  quant->add_option("--work", qa.work, "work directory for checkpoints and resume (default: OUT.work)");
+  quant->add_option("--data-dir", qa.data_dir, "folder with eval/ (default: $SQ_DATA_DIR, ../shared/data, ./data)");
+  quant->add_option("--eval", qa.eval, "after quantizing, measure perplexity on these datasets (as eval --ppl)");
+  quant->add_option("--json", qa.json, "write a report (plan, timings, calibration, perplexities) to this file");
+  quant->add_flag("--dry-run", qa.dry_run, "resolve the recipe and print the plan; quantize nothing");
+  quant->add_flag("--force", qa.force, "replace an existing output directory");
+  quant->add_flag("--keep-work", qa.keep_work, "keep the work directory after success");
+  add_common(quant);
+
+  // ---- recipe
+  cli::RecipeArgs ra;
+  CLI::App* recipe = app.add_subcommand("recipe", "validate a recipe, or show the per-linear plan it gives a model");
+  recipe->add_option("action", ra.action, "check | explain")->required()->check(CLI::IsMember({"check", "explain"}));
+  recipe->add_option("recipe", ra.recipe, "recipe file or the name of one in configs/")->required();
+  recipe->add_option("--model", ra.model, "model directory (explain needs one; check validates against it)");
+  add_common(recipe);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -98,6 +131,8 @@ int main(int argc, char** argv) {
     if (*inspect) return cli::cmd_inspect(in, common);
     if (*synth) return cli::cmd_synth(sy, common);
     if (*tok) return cli::cmd_tokenize(tk, common);
+    if (*quant) return cli::cmd_quantize(qa, common);
+    if (*recipe) return cli::cmd_recipe(ra, common);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

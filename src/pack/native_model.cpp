@@ -20,11 +20,6 @@ namespace {
 
 constexpr const char* kQConfig = "quantization_config.json";
 
-std::string hf_prefix(const std::string& canonical) {
-  std::string w = hf_tensor_name(canonical);
-  return w.substr(0, w.size() - std::string(".weight").size());
-}
-
 void remove_tree(const std::string& dir) { std::system(("rm -rf '" + dir + "'").c_str()); }
 
 }  // namespace

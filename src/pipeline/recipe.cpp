@@ -155,8 +155,7 @@ std::vector<LinearPlan> plan_linears(const Recipe& r, const ModelConfig& c) {
           p.format->check(p.out, p.in, p.name);
         } catch (const Error& e) {
           SQ_FAIL((r.path.empty() ? "recipe" : r.path) << ": " << e.what() << " (format chosen by " << p.rule
-                                                       << "; use a per-channel format or a group size that divides "
-                                                       << p.in << ")");
+                                                       << ")");
         }
       }
       plan.push_back(p);

@@ -34,7 +34,7 @@ const char* kGroupSuffixes[kTapPoints][3] = {
     {"mlp.down", nullptr, nullptr}};
 
 std::string block_file(const std::string& work, int64_t i) {
-  char buf[32];
+  char buf[48];
   std::snprintf(buf, sizeof buf, "block_%05lld.safetensors", (long long)i);
   return path_join(work, buf);
 }

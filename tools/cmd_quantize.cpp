@@ -1,0 +1,136 @@
+// tools/cmd_quantize: `sliderquant quantize [MODEL] --recipe R --out OUT`: resolves the
+// recipe and plan, builds the calibration set, runs the passes (block by block, resumable
+// from the work directory), writes the packed model, and optionally evaluates it.
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <nlohmann/json.hpp>
+
+#include "commands.h"
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/log.h"
+#include "sliderquant/core/progress.h"
+#include "sliderquant/core/torch_compat.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/data/dataset.h"
+#include "sliderquant/data/tokenizer.h"
+#include "sliderquant/eval/perplexity.h"
+#include "sliderquant/pack/native_model.h"
+#include "sliderquant/pipeline/session.h"
+
+namespace sq::cli {
+
+int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
+  apply_common(common);
+  const auto t_start = std::chrono::steady_clock::now();
+  const std::string model_dir = a.model.empty() ? default_model_dir() : a.model;
+  Recipe recipe = load_recipe(resolve_recipe_path(a.recipe));
+  if (!a.calib.empty()) recipe.calibration.dataset = a.calib;
+  if (a.samples > 0) recipe.calibration.samples = a.samples;
+  if (a.seqlen > 0) recipe.calibration.seqlen = a.seqlen;
+  if (a.seed >= 0) recipe.calibration.seed = uint64_t(a.seed);
+
+  SQ_CHECK(!path_exists(a.out) || a.force, "output " << a.out << " already exists (use --force to replace it)");
+  check_writable_file(a.out, "output");
+  if (!a.json.empty()) check_writable_file(a.json, "--json");
+  SQ_CHECK(!is_native_quantized(model_dir), model_dir << " is already quantized; quantize the full-precision model");
+  ModelConfig cfg = load_model_config(model_dir);
+  recipe.calibration.seqlen = std::min(recipe.calibration.seqlen, cfg.max_position_embeddings);
+  std::vector<LinearPlan> plan = plan_linears(recipe, cfg);  // formats must fit before any work
+
+  c10::Device dev = resolve_device(a.device);
+  c10::ScalarType dtype = a.dtype == "auto" ? (dev.is_cuda() ? c10::kBFloat16 : c10::kFloat) : parse_dtype(a.dtype);
+  SQ_INFO("recipe " << recipe.path << " (" << recipe.name << "): " << plan.size() << " linears, "
+                    << planned_bits_per_weight(plan) << " bits per weight; model " << model_dir);
+  if (a.dry_run) {
+    for (const LinearPlan& p : plan)
+      std::printf("%-24s %6lldx%-6lld %-8s %s\n", p.name.c_str(), (long long)p.out, (long long)p.in,
+                  p.format ? p.format->name().c_str() : "fp16", p.rule.c_str());
+    std::printf("resolved recipe:\n%s\n", recipe.resolved_json().c_str());
+    return 0;
+  }
+
+  Model model = load_model(model_dir);
+  auto tok = load_tokenizer(model_dir);
+  std::vector<TextDataset> eval_sets;
+  if (!a.eval.empty()) {
+    std::string item;
+    for (size_t p = 0; p <= a.eval.size(); ++p) {
+      if (p == a.eval.size() || a.eval[p] == ',') {
+        if (!item.empty()) eval_sets.push_back(load_text_dataset(item, a.data_dir));
+        item.clear();
+      } else {
+        item += a.eval[p];
+      }
+    }
+  }
+
+  nlohmann::json report;
+  std::unique_ptr<CalibrationSet> calib;
+  if (recipe.needs_calibration()) {
+    TextDataset text = load_calibration_text(recipe.calibration.dataset, a.data_dir);
+    if (text.note.find("WARNING") != std::string::npos) SQ_INFO(text.note);
+    calib = std::make_unique<CalibrationSet>(make_calibration_set(
+        tok->encode_for_model(text.text), recipe.calibration.samples, recipe.calibration.seqlen, recipe.calibration.seed));
+    calib->source = text.name;
+    calib->text_sha256 = text.sha256;
+    SQ_INFO("calibration: " << text.name << ", " << calib->note << ", sha256 " << calib->sha256.substr(0, 16) << "...");
+    report["calibration"] = {{"dataset", text.name},     {"source", text.source},         {"text_sha256", text.sha256},
+                             {"sha256", calib->sha256},  {"seed", calib->seed},           {"samples", calib->samples},
+                             {"seqlen", calib->seqlen},  {"note", text.note + "; " + calib->note}};
+  }
+
+  Session s(model, recipe);
+  s.calib = calib.get();
+  s.runner.device = dev;
+  s.runner.dtype = dtype;
+  s.store_dtype = dtype;
+  s.batch_size = a.batch_size;
+  s.work_dir = a.work.empty() ? a.out + ".work" : a.work;
+  cuda_reset_peak();
+  run_passes(s);
+
+  report["recipe"] = nlohmann::json::parse(recipe.resolved_json());
+  report["device"] = dev.str();
+  report["calibration_dtype"] = dtype_name(dtype);
+  report["timings_seconds"] = s.seconds;
+  report["bits_per_weight_planned"] = planned_bits_per_weight(plan);
+  NativeWriteOptions wo;
+  wo.force = a.force;
+  wo.extra_json = report.dump();
+  write_native_model(model, s.quantized, a.out, wo);
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  SQ_INFO("wrote " << a.out << " (" << s.quantized.size() << " quantized linears) in " << format_duration(seconds));
+  if (!a.keep_work && is_directory(s.work_dir)) std::system(("rm -rf '" + s.work_dir + "'").c_str());
+
+  report["output"] = a.out;
+  report["seconds_total"] = seconds;
+  report["peak_rss_bytes"] = peak_rss_bytes();
+  report["peak_gpu_bytes"] = cuda_peak_bytes();
+  report["perplexity"] = nlohmann::json::array();
+  if (!eval_sets.empty()) {
+    RunnerOptions ro;
+    ro.device = dev;
+    ro.dtype = dev.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+    Runner runner(model, ro);
+    std::printf("%-12s %7s %8s %12s\n", "dataset", "seqlen", "windows", "ppl");
+    for (const TextDataset& ds : eval_sets) {
+      PplOptions po;
+      po.seqlen = std::min<int64_t>(2048, cfg.max_position_embeddings);
+      po.max_windows = ds.max_windows;
+      po.progress = !common.quiet;
+      po.label = ds.name;
+      PplResult r = perplexity(runner, tok->encode_for_model(ds.text), po);
+      std::string shown = ds.name.substr(ds.name.find_last_of('/') + 1);
+      std::printf("%-12s %7lld %8lld %12.4f\n", shown.c_str(), (long long)r.seqlen, (long long)r.windows, r.ppl);
+      report["perplexity"].push_back({{"dataset", ds.name}, {"sha256", ds.sha256}, {"seqlen", r.seqlen},
+                                      {"windows", r.windows}, {"ppl", r.ppl}, {"protocol", r.protocol}});
+    }
+  }
+  if (!a.json.empty()) write_file_atomic(a.json, report.dump(2) + "\n");
+  return 0;
+}
+
+}  // namespace sq::cli

@@ -1,0 +1,65 @@
+// tools/cmd_recipe: `sliderquant recipe check|explain R.json [--model DIR]`: validate a
+// recipe; print per linear the format, the rule that chose it and the bits per weight.
+#include <cstdio>
+#include <cstdlib>
+
+#include "commands.h"
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/pipeline/pass.h"
+#include "sliderquant/pipeline/recipe.h"
+
+namespace sq::cli {
+
+std::string default_model_dir() {
+  if (const char* h = std::getenv("SQ_HOME"); h && *h) return path_join(h, "tests/fixtures/stories260K/hf");
+  return std::string(SQ_SOURCE_DIR) + "/tests/fixtures/stories260K/hf";
+}
+
+std::string resolve_recipe_path(const std::string& arg) {
+  if (path_exists(arg)) return arg;
+  std::string base = (std::getenv("SQ_HOME") && *std::getenv("SQ_HOME")) ? path_join(std::getenv("SQ_HOME"), "configs")
+                                                                          : std::string(SQ_SOURCE_DIR) + "/configs";
+  for (const std::string& cand : {path_join(base, arg), path_join(base, arg + ".json"),
+                                  path_join(base, "test/" + arg + ".json")})
+    if (path_exists(cand) && !is_directory(cand)) return cand;
+  SQ_FAIL("recipe " << arg << " not found (neither a file nor a recipe in " << base << ")");
+}
+
+int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
+  apply_common(common);
+  Recipe r = load_recipe(resolve_recipe_path(a.recipe));
+  if (a.action == "check") {
+    std::vector<LinearPlan> plan;
+    if (!a.model.empty()) plan = plan_linears(r, load_model_config(a.model));  // fails before "ok"
+    std::printf("%s: ok\n", r.path.c_str());
+    std::printf("  name         %s\n", r.name.c_str());
+    std::printf("  format       %s (overrides: %zu)\n", r.format.name().c_str(), r.overrides.size());
+    for (const PassSpec& p : r.passes) std::printf("  pass         %s %s\n", p.name.c_str(), p.options_json.c_str());
+    if (r.needs_calibration())
+      std::printf("  calibration  %s, %lld x %lld tokens, seed %llu\n", r.calibration.dataset.c_str(),
+                  (long long)r.calibration.samples, (long long)r.calibration.seqlen,
+                  (unsigned long long)r.calibration.seed);
+    std::printf("  note         group sizes must divide a linear's input features (ragged last groups are not\n"
+                "               supported); per-channel formats (\"w4\") fit every shape\n");
+    if (!a.model.empty()) {
+      std::printf("  model        %s: %zu linears fit, %.3f bits per weight\n", a.model.c_str(), plan.size(),
+                  planned_bits_per_weight(plan));
+    }
+    return 0;
+  }
+  if (a.model.empty()) throw UsageError("recipe explain needs --model DIR");
+  auto plan = plan_linears(r, load_model_config(a.model));
+  std::printf("%-24s %-14s %-10s %8s  %s\n", "linear", "shape", "format", "bits/w", "chosen by");
+  for (const LinearPlan& p : plan) {
+    std::string shape = std::to_string(p.out) + "x" + std::to_string(p.in);
+    double bpw = p.format ? bits_per_weight(*p.format, p.out, p.in, false) : 16.0;
+    std::printf("%-24s %-14s %-10s %8.3f  %s\n", p.name.c_str(), shape.c_str(),
+                p.format ? p.format->name().c_str() : "fp16", bpw, p.rule.c_str());
+  }
+  std::printf("total: %zu linears, %.3f bits per weight over the block linears (scales and zeros counted)\n",
+              plan.size(), planned_bits_per_weight(plan));
+  return 0;
+}
+
+}  // namespace sq::cli
