@@ -10,4 +10,4 @@ $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
   g++ cmake ninja-build ccache pkg-config xz-utils \
   libtorch-dev libopenblas0-openmp \
-  libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev
+  libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev libbz2-dev
