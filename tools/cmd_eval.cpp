@@ -1,8 +1,10 @@
-// tools/cmd_eval: `sliderquant eval MODEL --ppl ...`: loads the model and its tokenizer,
-// scores each dataset under the GPTQ protocol, prints a table and writes a JSON report.
+// tools/cmd_eval: `sliderquant eval MODEL [--ppl ...] [--tasks ...] [--kld-base DIR]`: loads
+// the model and its tokenizer, scores perplexity (GPTQ protocol), zero-shot tasks (lm-eval
+// 0-shot) and KL divergence from a base model, prints tables and writes a JSON report.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -14,7 +16,9 @@
 #include "sliderquant/core/util.h"
 #include "sliderquant/data/dataset.h"
 #include "sliderquant/data/tokenizer.h"
+#include "sliderquant/eval/kld.h"
 #include "sliderquant/eval/perplexity.h"
+#include "sliderquant/eval/zeroshot.h"
 #include "sliderquant/model/model.h"
 #include "sliderquant/pack/native_model.h"
 
@@ -44,20 +48,130 @@ c10::ScalarType choose_dtype(const std::string& name, c10::Device dev) {
   return t;
 }
 
+// KL(base || model) on each dataset's windows; the base runs in the same dtype on the same device.
+void run_kld(const EvalArgs& a, const std::vector<TextDataset>& sets, const Model& model, Runner& runner,
+             const Tokenizer& tok, int64_t seqlen, bool quiet, nlohmann::json& report) {
+  Model base = load_model(a.kld_base);
+  SQ_CHECK(base.config.vocab_size == model.config.vocab_size,
+           "--kld-base " << a.kld_base << " has " << base.config.vocab_size << " tokens but the model "
+                         << model.config.vocab_size << "; KL divergence needs one vocabulary");
+  Runner base_runner(base, runner.options());
+  nlohmann::json rows = nlohmann::json::array();
+  std::printf("\n%-12s %8s %10s %11s %11s %11s %8s %9s\n", "kld-dataset", "windows", "tokens", "mean_kl", "median_kl",
+              "p99_kl", "top1", "seconds");
+  for (const TextDataset& ds : sets) {
+    std::vector<int64_t> ids = tok.encode_for_model(ds.text);
+    KldOptions ko;
+    ko.seqlen = seqlen;
+    ko.batch_size = a.batch_size;
+    ko.max_windows = a.max_windows;
+    if (ds.max_windows > 0) ko.max_windows = ko.max_windows > 0 ? std::min(ko.max_windows, ds.max_windows) : ds.max_windows;
+    ko.progress = !quiet;
+    ko.label = "kld " + ds.name;
+    KldResult r = kl_divergence(runner, base_runner, ids, ko);
+    std::string shown = ds.name.substr(ds.name.find_last_of('/') + 1);
+    std::printf("%-12s %8lld %10lld %11.6f %11.6f %11.6f %8.4f %9.2f\n", shown.c_str(), (long long)r.windows,
+                (long long)r.tokens, r.mean_kl, r.median_kl, r.p99_kl, r.top1_agreement, r.seconds);
+    std::fflush(stdout);
+    rows.push_back({{"dataset", ds.name},
+                    {"sha256", ds.sha256},
+                    {"protocol", r.protocol},
+                    {"direction", "KL(P_base || P_model)"},
+                    {"seqlen", r.seqlen},
+                    {"windows", r.windows},
+                    {"tokens", r.tokens},
+                    {"mean_kl", r.mean_kl},
+                    {"median_kl", r.median_kl},
+                    {"p99_kl", r.p99_kl},
+                    {"max_kl", r.max_kl},
+                    {"top1_agreement", r.top1_agreement},
+                    {"base_ppl", std::exp(r.base_nll)},
+                    {"model_ppl", std::exp(r.model_nll)},
+                    {"seconds", r.seconds}});
+  }
+  report["kld"] = {{"base", a.kld_base}, {"results", rows}};
+}
+
+nlohmann::json json_or_null(bool has, double v) { return has ? nlohmann::json(v) : nlohmann::json(nullptr); }
+
+// Zero-shot: one console row and one JSON entry per task, then the summary line.
+void run_zeroshot(const EvalArgs& a, const std::vector<TaskData>& tasks, Runner& runner, const Tokenizer& tok,
+                  bool quiet, nlohmann::json& report) {
+  ModelScorerOptions so;
+  so.batch_size = a.zs_batch_size;
+  ModelScorer scorer(runner, so);
+  ZeroshotOptions zo;
+  zo.add_bos = a.zs_bos;
+  zo.progress = !quiet;
+  std::vector<TaskResult> results;
+  nlohmann::json zs = nlohmann::json::object();
+  std::printf("\n%-15s %6s %8s %9s %8s %10s %9s\n", "task", "n", "acc", "acc_norm", "stderr", "ppl", "items/s");
+  for (const TaskData& t : tasks) {
+    TaskResult r = evaluate_task(t, scorer, tok, zo);
+    char norm[16] = "-", ppl[16] = "-";
+    if (r.has_acc_norm) std::snprintf(norm, sizeof norm, "%.4f", r.acc_norm);
+    if (r.has_ppl) std::snprintf(ppl, sizeof ppl, "%.3f", r.ppl);
+    std::printf("%-15s %6lld %8.4f %9s %8.4f %10s %9.1f\n", r.task.c_str(), (long long)r.n, r.acc, norm,
+                r.has_acc_norm ? r.acc_norm_stderr : r.acc_stderr, ppl, r.items_per_second);
+    std::fflush(stdout);
+    nlohmann::json e = {{"acc", r.acc},
+                        {"acc_stderr", r.acc_stderr},
+                        {"acc_norm", json_or_null(r.has_acc_norm, r.acc_norm)},
+                        {"acc_norm_stderr", json_or_null(r.has_acc_norm, r.acc_norm_stderr)},
+                        {"n", r.n},
+                        {"limit", a.limit},
+                        {"score", r.score},
+                        {"metric", r.has_acc_norm ? "acc_norm" : "acc"},
+                        {"data_file", t.source},
+                        {"data_sha256", t.sha256},
+                        {"prompt_format", t.spec.prompt_format},
+                        {"prompt_format_version", t.spec.prompt_format_version},
+                        {"bos", a.zs_bos && tok.bos_id >= 0},
+                        {"requests", r.requests},
+                        {"seconds", r.seconds},
+                        {"items_per_second", r.items_per_second}};
+    if (r.has_ppl) e["ppl"] = r.ppl;
+    zs[r.task] = e;
+    results.push_back(std::move(r));
+  }
+  const double summary = zeroshot_summary(results);
+  std::printf("zero-shot summary: %.2f (mean over %zu tasks of acc_norm where reported, else acc, x100)\n", summary,
+              results.size());
+  report["zeroshot"] = zs;
+  report["zeroshot_summary"] = {{"score", summary},
+                                {"tasks", results.size()},
+                                {"rule", "mean over tasks of 100 * (acc_norm if the task reports it else acc)"}};
+  const ScorerStats& st = scorer.stats();
+  report["zeroshot_scorer"] = {{"requests", st.requests},   {"sequences", st.sequences}, {"forwards", st.forwards},
+                               {"tokens", st.tokens},       {"padded_tokens", st.padded_tokens},
+                               {"batch_size", a.zs_batch_size}};
+}
+
 }  // namespace
 
 int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
   apply_common(common);
   std::vector<std::string> sets = split_commas(a.ppl);
-  if (sets.empty()) throw UsageError("--ppl needs at least one dataset name or text file");
+  std::vector<std::string> task_names;
+  if (!a.tasks.empty()) task_names = parse_task_list(a.tasks);
+  if (sets.empty() && task_names.empty() && a.kld_base.empty())
+    throw UsageError("nothing to evaluate: give --ppl DATASETS, --tasks TASKS and/or --kld-base DIR");
+  // KL divergence runs on the --ppl datasets' text, or on wikitext2 when none is given.
+  std::vector<std::string> kld_sets = a.kld_base.empty() ? std::vector<std::string>{}
+                                      : sets.empty()     ? std::vector<std::string>{"wikitext2"}
+                                                         : sets;
   if (!a.json.empty()) check_writable_file(a.json, "--json");
   c10::Device dev = resolve_device(a.device);
   c10::ScalarType dtype = choose_dtype(a.dtype, dev);
 
   load_model_config(a.model);  // a wrong model path or config fails first, and at once
   // Resolve every dataset before the (long) model work so a typo fails at once.
-  std::vector<TextDataset> datasets;
+  if (!a.kld_base.empty()) load_model_config(a.kld_base);
+  std::vector<TextDataset> datasets, kld_datasets;
   for (const std::string& name : sets) datasets.push_back(load_text_dataset(name, a.data_dir));
+  for (const std::string& name : kld_sets) kld_datasets.push_back(load_text_dataset(name, a.data_dir));
+  std::vector<TaskData> tasks;
+  for (const std::string& t : task_names) tasks.push_back(load_task(t, a.data_dir, a.limit));
 
   Model model = load_any_model(a.model);
   auto tok = load_tokenizer(a.model);
@@ -92,7 +206,8 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
   report["tokenizer"] = {{"kind", tok->kind()}, {"bos", tok->add_bos ? tok->bos_id : -1}};
   report["perplexity"] = nlohmann::json::array();
 
-  std::printf("%-12s %-9s %7s %8s %10s %12s %10s %9s\n", "dataset", "protocol", "seqlen", "windows", "tokens",
+  if (!datasets.empty())
+    std::printf("%-12s %-9s %7s %8s %10s %12s %10s %9s\n", "dataset", "protocol", "seqlen", "windows", "tokens",
               "ppl", "tok/s", "seconds");
   for (const TextDataset& ds : datasets) {
     std::vector<int64_t> ids = tok->encode_for_model(ds.text);
@@ -126,6 +241,8 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
                                     {"tokens_per_second", r.tokens_per_second},
                                     {"streamed", r.streamed}});
   }
+  if (!kld_datasets.empty()) run_kld(a, kld_datasets, model, runner, *tok, seqlen, common.quiet, report);
+  if (!tasks.empty()) run_zeroshot(a, tasks, runner, *tok, common.quiet, report);
   report["peak_rss_bytes"] = peak_rss_bytes();
   report["peak_gpu_bytes"] = cuda_peak_bytes();
   SQ_INFO("peak host memory " << human_bytes(double(peak_rss_bytes()))

@@ -22,6 +22,11 @@ struct EvalArgs {
   int64_t seqlen = 2048;
   int64_t batch_size = 1;
   int64_t max_windows = 0;
+  std::string tasks;      // zero-shot tasks, comma-separated, or "all"
+  int64_t limit = 0;      // first N documents per task (0 = all)
+  int64_t zs_batch_size = 32;
+  bool zs_bos = false;    // prepend BOS to zero-shot requests (lm-eval add_bos_token=True)
+  std::string kld_base;   // base model directory for KL(base || model)
 };
 int cmd_eval(const EvalArgs& a, const CommonArgs& c);
 

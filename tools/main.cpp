@@ -28,13 +28,24 @@ int main(int argc, char** argv) {
 
   // ---- eval
   cli::EvalArgs ev;
-  CLI::App* eval = app.add_subcommand("eval", "measure perplexity of a model (GPTQ protocol)");
+  CLI::App* eval = app.add_subcommand("eval", "measure perplexity (GPTQ protocol), zero-shot accuracy (lm-eval 0-shot) "
+                                                 "and KL divergence from a base model");
   eval->add_option("model", ev.model, "model directory (config.json + safetensors + tokenizer)")->required();
   eval->add_option("--ppl", ev.ppl,
-                   "datasets, comma-separated: wikitext2, ptb, c4-2k, or paths of text files")
-      ->required();
+                   "perplexity datasets, comma-separated: wikitext2, ptb, c4-2k, or paths of text files");
+  eval->add_option("--tasks", ev.tasks,
+                   "zero-shot tasks (lm-eval 0-shot), comma-separated: piqa, arc_easy, arc_challenge, hellaswag, "
+                   "winogrande, boolq, lambada_openai, or all");
+  eval->add_option("--limit", ev.limit, "score only the first N documents of each task (0 = all)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  eval->add_option("--zs-batch-size", ev.zs_batch_size, "zero-shot sequences per forward pass")
+      ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(4096)));
+  eval->add_flag("--zs-bos", ev.zs_bos,
+                 "prepend BOS to zero-shot requests (lm-eval add_bos_token=True; its default is off)");
+  eval->add_option("--kld-base", ev.kld_base,
+                   "base model directory: KL(base || MODEL) per token on the --ppl datasets (default wikitext2)");
   eval->add_option("--data-dir", ev.data_dir,
-                   "folder with eval/ (default: $SQ_DATA_DIR, ../shared/data, ./data)");
+                   "folder with eval/ and zeroshot/ (default: $SQ_DATA_DIR, ../shared/data, ./data)");
   eval->add_option("--seqlen", ev.seqlen, "tokens per window (capped by the model's context)")->capture_default_str()
       ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
   eval->add_option("--batch-size", ev.batch_size, "windows per forward pass")->capture_default_str()
