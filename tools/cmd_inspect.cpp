@@ -28,7 +28,17 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
     by_dtype[st_dtype_name(t.dtype)] += t.numel();
     tensors.push_back({{"name", n}, {"dtype", st_dtype_name(t.dtype)}, {"shape", t.shape}, {"bytes", t.nbytes()}});
   }
-  const double bpw = stored_params > 0 ? 8.0 * double(bytes) / double(stored_params) : 0.0;
+  // Bits per weight over the model's logical parameters (packed codes are int32 words, so
+  // counting stored elements would be meaningless for quantized outputs).
+  const double bpw = c.param_count() > 0 ? 8.0 * double(bytes) / double(c.param_count()) : 0.0;
+  nlohmann::json qc;
+  std::map<std::string, int64_t> formats;
+  const std::string qpath = path_join(a.model, "quantization_config.json");
+  if (path_exists(qpath)) {
+    qc = nlohmann::json::parse(read_file(qpath));
+    const nlohmann::json tensors_q = qc.value("tensors", nlohmann::json::object());
+    for (const auto& [name, t] : tensors_q.items()) ++formats[t.value("format", std::string("?"))];
+  }
 
   std::printf("model          %s\n", a.model.c_str());
   std::printf("architecture   %s (family %s)\n", c.architecture.c_str(), c.family.c_str());
@@ -46,7 +56,19 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
   std::printf("parameters     %lld (config), %lld stored in %zu file(s)\n", (long long)c.param_count(),
               (long long)stored_params, ck.files().size());
   for (const auto& [dt, n] : by_dtype) std::printf("  %-12s %lld parameters\n", dt.c_str(), (long long)n);
-  std::printf("size           %s, %.2f bits per weight\n", human_bytes(double(bytes)).c_str(), bpw);
+  std::printf("size           %s, %.2f bits per parameter (all tensors, embeddings included)\n",
+              human_bytes(double(bytes)).c_str(), bpw);
+  if (!qc.is_null()) {
+    std::printf("quantized      %s version %d, %.3f bits per weight over the quantized linears\n",
+                qc.value("format", std::string("?")).c_str(), qc.value("format_version", 0),
+                qc.value("bits_per_weight_quantized_linears", 0.0));
+    for (const auto& [f, n] : formats) std::printf("  %-12s %lld linears\n", f.c_str(), (long long)n);
+    if (qc.contains("recipe")) std::printf("recipe         %s\n", qc["recipe"].value("name", std::string("?")).c_str());
+    if (qc.contains("calibration"))
+      std::printf("calibration    %s, sha256 %s, seed %llu\n", qc["calibration"].value("dataset", std::string("?")).c_str(),
+                  qc["calibration"].value("sha256", std::string("?")).c_str(),
+                  (unsigned long long)qc["calibration"].value("seed", uint64_t(0)));
+  }
   if (a.tensors) {
     std::printf("\n%-56s %-5s %-18s %12s\n", "tensor", "dtype", "shape", "bytes");
     for (const auto& t : tensors) {
@@ -67,6 +89,7 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
                        {"stored_parameters", stored_params},
                        {"bytes", bytes},
                        {"bits_per_weight", bpw},
+                       {"quantization", qc},
                        {"files", ck.files().size()},
                        {"tensors", tensors}};
     write_file_atomic(a.json, out.dump(2) + "\n");

@@ -86,7 +86,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   s.calib = calib.get();
   s.runner.device = dev;
   s.runner.dtype = dtype;
-  s.store_dtype = dtype;
+  s.store_dtype = a.store_dtype == "auto" ? dtype : parse_dtype(a.store_dtype);
   s.batch_size = a.batch_size;
   s.work_dir = a.work.empty() ? a.out + ".work" : a.work;
   cuda_reset_peak();
@@ -95,6 +95,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   report["recipe"] = nlohmann::json::parse(recipe.resolved_json());
   report["device"] = dev.str();
   report["calibration_dtype"] = dtype_name(dtype);
+  report["stream_dtype"] = dtype_name(s.store_dtype);
   report["timings_seconds"] = s.seconds;
   report["bits_per_weight_planned"] = planned_bits_per_weight(plan);
   NativeWriteOptions wo;

@@ -102,6 +102,8 @@ int main(int argc, char** argv) {
   quant->add_option("--device", qa.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   quant->add_option("--dtype", qa.dtype, "dtype of calibration forwards: auto (cpu: float32, cuda: bfloat16), "
                                          "float32, bfloat16")->capture_default_str();
+  quant->add_option("--store-dtype", qa.store_dtype, "dtype of the calibration activation streams kept in "
+                                                    "host memory: auto (= --dtype), float32, bfloat16")->capture_default_str();
   quant->add_option("--calib", qa.calib, "calibration text: c4-2k, ptb, wikitext2 or a text file (default: recipe's)");
   quant->add_option("--samples", qa.samples, "calibration windows (default: recipe's)")->check(CLI::PositiveNumber);
   quant->add_option("--seqlen", qa.seqlen, "tokens per calibration window (default: recipe's)")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
