@@ -157,7 +157,8 @@ std::string model_config_json(const ModelConfig& c) {
 
 std::string hf_tensor_name(const std::string& canonical) {
   static const std::pair<const char*, const char*> fixed[] = {
-      {"embed", "model.embed_tokens.weight"}, {"final_norm", "model.norm.weight"}, {"lm_head", "lm_head.weight"}};
+      {"embed", "model.embed_tokens.weight"}, {"final_norm", "model.norm.weight"},
+      {"final_norm.bias", "model.norm.bias"}, {"lm_head", "lm_head.weight"}};
   for (const auto& [c, h] : fixed)
     if (canonical == c) return h;
   // blocks.{i}.<rest>
@@ -168,6 +169,7 @@ std::string hf_tensor_name(const std::string& canonical) {
   static const std::pair<const char*, const char*> per_block[] = {
       {"attn_norm", "input_layernorm.weight"},
       {"mlp_norm", "post_attention_layernorm.weight"},
+      {"mlp_norm.bias", "post_attention_layernorm.bias"},
       {"attn.q", "self_attn.q_proj.weight"}, {"attn.k", "self_attn.k_proj.weight"},
       {"attn.v", "self_attn.v_proj.weight"}, {"attn.o", "self_attn.o_proj.weight"},
       {"attn.q.bias", "self_attn.q_proj.bias"}, {"attn.k.bias", "self_attn.k_proj.bias"},

@@ -75,7 +75,7 @@ at::Tensor to_dev(const at::Tensor& t, c10::ScalarType dtype, c10::Device device
 }  // namespace
 
 int64_t BlockWeights::nbytes() const {
-  return nb(attn_norm) + nb(q_norm) + nb(k_norm) + nb(mlp_norm) + nb(w_qkv) + nb(b_qkv) + nb(w_o) + nb(b_o) +
+  return nb(attn_norm) + nb(q_norm) + nb(k_norm) + nb(mlp_norm) + nb(mlp_norm_bias) + nb(w_qkv) + nb(b_qkv) + nb(w_o) + nb(b_o) +
          nb(w_gate_up) + nb(b_gate_up) + nb(w_down) + nb(b_down);
 }
 
@@ -85,6 +85,7 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
   BlockWeights w;
   w.attn_norm = to_dev(b.attn_norm, dt, dev, p + "attn_norm");
   w.mlp_norm = to_dev(b.mlp_norm, dt, dev, p + "mlp_norm");
+  w.mlp_norm_bias = to_dev(b.mlp_norm_bias, dt, dev, p + "mlp_norm bias");
   w.q_norm = to_dev(b.q_norm, dt, dev, p + "q_norm");
   w.k_norm = to_dev(b.k_norm, dt, dev, p + "k_norm");
   w.w_qkv = to_dev(at::cat({b.q.effective_weight(), b.k.effective_weight(), b.v.effective_weight()}, 0), dt,
@@ -146,6 +147,7 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   at::Tensor out = x + at::linear(a, w.w_o, w.b_o);
   // --- SwiGLU MLP
   h = rms_norm(out, w.mlp_norm, c.rms_norm_eps);
+  if (w.mlp_norm_bias.defined()) h = h + w.mlp_norm_bias;
   if (tap(TapPoint::GateUpIn, h)) return {};
   at::Tensor gu = at::linear(h, w.w_gate_up, w.b_gate_up);
   const int64_t I = c.intermediate_size;
@@ -180,6 +182,7 @@ Runner::Runner(const Model& model, RunnerOptions opts) : model_(model), opts_(op
       blocks_.push_back(prepare_block(model.blocks[i], c, opts.dtype, opts.device, int64_t(i)));
   }
   final_norm_ = to_dev(model.final_norm, opts.dtype, opts.device, "final_norm");
+  final_norm_bias_ = to_dev(model.final_norm_bias, opts.dtype, opts.device, "final_norm bias");
   lm_head_ = to_dev(model.lm_head.effective_weight(), opts.dtype, opts.device, "lm_head");
 }
 
@@ -220,7 +223,9 @@ at::Tensor Runner::block(int64_t i, const at::Tensor& x) {
 }
 
 at::Tensor Runner::head(const at::Tensor& x) {
-  return at::linear(rms_norm(x, final_norm_, model_.config.rms_norm_eps), lm_head_);
+  at::Tensor h = rms_norm(x, final_norm_, model_.config.rms_norm_eps);
+  if (final_norm_bias_.defined()) h = h + final_norm_bias_;
+  return at::linear(h, lm_head_);
 }
 
 at::Tensor Runner::logits(const at::Tensor& ids) {

@@ -63,7 +63,8 @@ struct Loader {
 }  // namespace
 
 int64_t Block::nbytes() const {
-  int64_t n = tensor_bytes(attn_norm) + tensor_bytes(q_norm) + tensor_bytes(k_norm) + tensor_bytes(mlp_norm);
+  int64_t n = tensor_bytes(attn_norm) + tensor_bytes(q_norm) + tensor_bytes(k_norm) + tensor_bytes(mlp_norm) +
+              tensor_bytes(mlp_norm_bias);
   for (const Linear* l : linears()) n += tensor_bytes(l->weight) + tensor_bytes(l->bias);
   return n;
 }
@@ -73,6 +74,31 @@ int64_t Model::nbytes() const {
   if (!config.tie_word_embeddings) n += tensor_bytes(lm_head.weight);
   for (const Block& b : blocks) n += b.nbytes();
   return n;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> canonical_tensors(const Model& m) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  auto add = [&](const std::string& n, const at::Tensor& t) {
+    if (t.defined()) out.emplace_back(n, t);
+  };
+  add("embed", m.embed);
+  for (size_t i = 0; i < m.blocks.size(); ++i) {
+    const Block& b = m.blocks[i];
+    const std::string p = "blocks." + std::to_string(i) + ".";
+    add(p + "attn_norm", b.attn_norm);
+    add(p + "attn.q_norm", b.q_norm);
+    add(p + "attn.k_norm", b.k_norm);
+    add(p + "mlp_norm", b.mlp_norm);
+    add(p + "mlp_norm.bias", b.mlp_norm_bias);
+    for (const Linear* l : b.linears()) {
+      out.emplace_back(l->name, l->weight);  // may be undefined (packed)
+      add(l->name + ".bias", l->bias);
+    }
+  }
+  add("final_norm", m.final_norm);
+  add("final_norm.bias", m.final_norm_bias);
+  if (!m.config.tie_word_embeddings) add("lm_head", m.lm_head.weight);
+  return out;
 }
 
 Model load_model(const std::string& dir, const LinearResolver& resolver) {
@@ -86,6 +112,8 @@ Model load_model(const std::string& dir, const LinearResolver& resolver) {
   Loader L{*m.checkpoint, dir, {}, &resolver};
   m.embed = L.get("embed", {c.vocab_size, H});
   m.final_norm = L.get("final_norm", {H});
+  // Norm output biases (mean-shift corrections written by sliderquant) are optional.
+  m.final_norm_bias = L.get("final_norm.bias", {H}, /*required=*/false);
   m.lm_head.name = "lm_head";
   if (c.tie_word_embeddings) {
     m.lm_head.weight = m.embed;
@@ -100,6 +128,7 @@ Model load_model(const std::string& dir, const LinearResolver& resolver) {
     const std::string p = "blocks." + std::to_string(i) + ".";
     b.attn_norm = L.get(p + "attn_norm", {H});
     b.mlp_norm = L.get(p + "mlp_norm", {H});
+    b.mlp_norm_bias = L.get(p + "mlp_norm.bias", {H}, /*required=*/false);
     if (c.qk_norm) {
       b.q_norm = L.get(p + "attn.q_norm", {c.head_dim});
       b.k_norm = L.get(p + "attn.k_norm", {c.head_dim});

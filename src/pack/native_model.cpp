@@ -34,20 +34,21 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
   remove_tree(tmp);
   SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
   try {
-    // Weights: every source tensor in source order, quantized linears replaced by packed ones.
-    std::map<std::string, const QTensor*> by_hf;
-    for (const auto& [name, q] : quantized) by_hf[hf_tensor_name(name)] = &q;
+    // Weights: the model's current tensors (transforms and corrections included), each
+    // quantized linear replaced by its packed tensors.
     NamedTensors ts;
     nlohmann::json tensors = nlohmann::json::object();
     double qbits = 0, qweights = 0;
-    for (const std::string& n : m.checkpoint->names()) {
-      auto it = by_hf.find(n);
-      if (it == by_hf.end()) {
-        ts.emplace_back(n, m.checkpoint->get(n));
+    for (const auto& [canonical, t] : canonical_tensors(m)) {
+      const std::string hf = hf_tensor_name(canonical);
+      auto it = quantized.find(canonical);
+      if (it == quantized.end()) {
+        SQ_CHECK(t.defined(), "linear " << canonical << " has neither a weight nor a quantized form");
+        ts.emplace_back(hf, t.contiguous().cpu());
         continue;
       }
-      const QTensor& q = *it->second;
-      std::string prefix = n.substr(0, n.size() - std::string(".weight").size());
+      const QTensor& q = it->second;
+      std::string prefix = hf.substr(0, hf.size() - std::string(".weight").size());
       for (auto& kv : pack_qtensor(prefix, q)) ts.push_back(std::move(kv));
       const int64_t o = q.out_features(), i = q.in_features();
       tensors[prefix] = {{"format", q.format.name()},
@@ -59,11 +60,15 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
       qbits += bits_per_weight(q.format, o, i, q.g_idx.defined()) * double(o) * double(i);
       qweights += double(o) * double(i);
     }
-    SQ_CHECK(tensors.size() == quantized.size(), "some quantized linears have no weight in " << m.dir);
+    SQ_CHECK(tensors.size() == quantized.size(), "some quantized linears are not part of the model");
     write_checkpoint(tmp, ts, {{"format", "pt"}, {"quantization", "sliderquant-native-v1"}}, opts.max_shard_bytes);
     // Config, tokenizer and generation files as in the source.
-    for (const char* f : {"config.json", "generation_config.json", "tokenizer.model", "tokenizer.json",
-                          "tokenizer_config.json", "special_tokens_map.json"}) {
+    // config.json as in the source, with the fields a transform may change patched in.
+    nlohmann::json cfg = nlohmann::json::parse(read_file(path_join(m.dir, "config.json")));
+    cfg["tie_word_embeddings"] = m.config.tie_word_embeddings;
+    write_file_atomic(path_join(tmp, "config.json"), cfg.dump(2) + "\n");
+    for (const char* f : {"generation_config.json", "tokenizer.model", "tokenizer.json", "tokenizer.json.xz",
+                          "tokenizer_config.json", "special_tokens_map.json", "encoder.json", "vocab.bpe"}) {
       std::string src = path_join(m.dir, f);
       if (path_exists(src)) write_file_atomic(path_join(tmp, f), read_file(src));
     }

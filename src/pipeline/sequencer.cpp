@@ -68,11 +68,21 @@ WorkState open_work_dir(const Session& s) {
   return w;
 }
 
-void save_block(const Session& s, WorkState& w, int64_t i, const std::vector<std::string>& names) {
+void save_block(Session& s, WorkState& w, int64_t i, const std::vector<std::string>& names) {
   if (w.path.empty()) return;
   NamedTensors ts;
   std::map<std::string, std::string> meta;
   for (const std::string& n : names) {
+    if (n == "final_norm.bias") {
+      ts.emplace_back(n, s.model.final_norm_bias);
+      meta[n] = "bias";
+      continue;
+    }
+    if (n.size() > 13 && n.compare(n.size() - 13, 13, "mlp_norm.bias") == 0) {
+      ts.emplace_back(n, s.linear_block(n).mlp_norm_bias);
+      meta[n] = "bias";
+      continue;
+    }
     const QTensor& q = s.quantized.at(n);
     ts.emplace_back(n + ".codes", q.codes);
     ts.emplace_back(n + ".scales", q.scales);
@@ -89,6 +99,11 @@ void save_block(const Session& s, WorkState& w, int64_t i, const std::vector<std
 void load_block(Session& s, int64_t i) {
   auto f = SafetensorsFile::open(block_file(s.work_dir, i));
   for (const auto& [name, fmt] : f->metadata()) {
+    if (fmt == "bias") {
+      (name == "final_norm.bias" ? s.model.final_norm_bias : s.linear_block(name).mlp_norm_bias) =
+          f->tensor(name).clone();
+      continue;
+    }
     QTensor q;
     q.format = QFormat::parse(fmt);
     q.codes = f->tensor(name + ".codes").clone();
@@ -122,12 +137,40 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
   s.seconds["embed"] += since(t0);
 
   WorkState work = open_work_dir(s);
+  SQ_CHECK(!o.cross_terms || o.teacher_stream, "cross terms need the teacher stream");
+  const bool need_fp_weights = o.teacher_stream || o.before_mlp || o.after_last;
+  // Runs weights W on every batch of STREAM up to tap P, calling fn(batch, tap input).
+  auto tap_all = [&](const BlockWeights& W, std::vector<at::Tensor>& stream, TapPoint P,
+                     const std::function<void(int64_t, const at::Tensor&)>& fn) {
+    for (int64_t b = 0; b < nb; ++b) {
+      BlockTaps taps;
+      taps.stop_after = P;
+      taps.fn = [&](TapPoint p, const at::Tensor& x) {
+        if (p == P) fn(b, x);
+      };
+      block_forward(W, c, stream[size_t(b)].to(dev, dt), rope, &taps);
+    }
+  };
+  // Per-channel mean over all calibration tokens of (teacher tap - student tap) at P.
+  auto mean_shift = [&](const BlockWeights& teacher_w, const BlockWeights& student_w, TapPoint P) {
+    std::vector<at::Tensor> t_out(static_cast<size_t>(nb));
+    tap_all(teacher_w, student, P, [&](int64_t b, const at::Tensor& x) { t_out[size_t(b)] = x.to(at::kFloat); });
+    at::Tensor sum;
+    int64_t n = 0;
+    tap_all(student_w, student, P, [&](int64_t b, const at::Tensor& x) {
+      at::Tensor d = (t_out[size_t(b)] - x.to(at::kFloat)).reshape({-1, x.size(-1)});
+      sum = sum.defined() ? sum + d.sum(0) : d.sum(0);
+      n += d.size(0);
+    });
+    return sum / double(n);
+  };
   Progress bar("quantize blocks", c.num_layers);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     Block& blk = s.model.blocks[size_t(i)];
     const std::string prefix = "blocks." + std::to_string(i) + ".";
-    BlockWeights fp_w;
-    if (o.teacher_stream) fp_w = prepare_block(blk, c, dt, dev, i);
+    const bool last = i == c.num_layers - 1;
+    BlockWeights fp_w, attn_q_w;  // full precision; attention quantized with an fp MLP (last block)
+    if (need_fp_weights) fp_w = prepare_block(blk, c, dt, dev, i);
     std::vector<std::string> done;
     if (i < work.blocks_done) {
       load_block(s, i);
@@ -141,18 +184,37 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
           const LinearPlan* p = s.plan_for(prefix + suf);
           if (p && p->format) in.linears.push_back(p->name);
         }
-        if (in.linears.empty()) continue;
         auto tf = Clock::now();
+        if (in.point == TapPoint::GateUpIn && (o.before_mlp || (o.after_last && last))) {
+          BlockWeights cur = prepare_block(blk, c, dt, dev, i);
+          if (o.before_mlp) {
+            o.before_mlp(s, i, mean_shift(fp_w, cur, TapPoint::GateUpIn));
+            if (blk.mlp_norm_bias.defined()) done.push_back(prefix + "mlp_norm.bias");
+          }
+          if (o.after_last && last) attn_q_w = prepare_block(blk, c, dt, dev, i);
+        }
+        if (in.linears.empty()) continue;
         BlockWeights w = prepare_block(blk, c, dt, dev, i);
         const int64_t in_features = s.linear(in.linears[0]).weight.size(1);
         HessianAccumulator acc(in_features);
-        BlockTaps taps;
-        taps.stop_after = in.point;
-        taps.fn = [&](TapPoint p, const at::Tensor& x) {
-          if (p == in.point && o.hessians) acc.add(x);
-        };
-        for (int64_t b = 0; b < nb; ++b) block_forward(w, c, student[size_t(b)].to(dev, dt), rope, &taps);
+        std::vector<at::Tensor> x_fp(o.cross_terms ? static_cast<size_t>(nb) : 0);
+        if (o.cross_terms)
+          tap_all(fp_w, teacher, in.point, [&](int64_t b, const at::Tensor& x) { x_fp[size_t(b)] = x; });
+        at::Tensor cross;
+        int64_t cross_n = 0;
+        tap_all(w, student, in.point, [&](int64_t b, const at::Tensor& x) {
+          if (o.hessians) acc.add(x);
+          if (o.cross_terms) {
+            at::Tensor xq = x.reshape({-1, x.size(-1)}).to(at::kFloat);
+            at::Tensor d = x_fp[size_t(b)].reshape({-1, x.size(-1)}).to(at::kFloat) - xq;
+            at::Tensor t = at::matmul(d.t(), xq);
+            cross = cross.defined() ? cross + t : t;
+            cross_n += xq.size(0);
+            x_fp[size_t(b)] = at::Tensor();
+          }
+        });
         if (o.hessians) in.H = acc.H();
+        if (o.cross_terms) in.dXXT = cross * (2.0 / double(cross_n));
         s.seconds["calibration forwards + hessians"] += since(tf);
         auto ts = Clock::now();
         quantize_group(s, in);
@@ -162,6 +224,23 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
           done.push_back(n);
         }
       }
+    }
+    if (o.after_last && last && i >= work.blocks_done) {
+      // Final-norm mean shift: teacher = last block with quantized attention and fp MLP.
+      BlockWeights qw = prepare_block(blk, c, dt, dev, i);
+      at::Tensor fnorm = s.model.final_norm.to(dev, dt);
+      at::Tensor sum;
+      int64_t n = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        at::Tensor x = student[size_t(b)].to(dev, dt);
+        at::Tensor yt = rms_norm(block_forward(attn_q_w, c, x, rope), fnorm, c.rms_norm_eps).to(at::kFloat);
+        at::Tensor ys = rms_norm(block_forward(qw, c, x, rope), fnorm, c.rms_norm_eps).to(at::kFloat);
+        at::Tensor d = (yt - ys).reshape({-1, yt.size(-1)});
+        sum = sum.defined() ? sum + d.sum(0) : d.sum(0);
+        n += d.size(0);
+      }
+      o.after_last(s, sum / double(n));
+      if (s.model.final_norm_bias.defined()) done.push_back("final_norm.bias");
     }
     auto ta = Clock::now();
     BlockWeights qw = prepare_block(blk, c, dt, dev, i);

@@ -17,13 +17,16 @@ const LinearPlan* Session::plan_for(const std::string& linear) const {
   return nullptr;
 }
 
-Linear& Session::linear(const std::string& canonical) {
-  // canonical: blocks.{i}.attn.q ...
+Block& Session::linear_block(const std::string& canonical) {
   size_t dot = canonical.find('.', 7);
-  SQ_CHECK(canonical.rfind("blocks.", 0) == 0 && dot != std::string::npos, "not a block linear: " << canonical);
+  SQ_CHECK(canonical.rfind("blocks.", 0) == 0 && dot != std::string::npos, "not a block tensor: " << canonical);
   int64_t i = std::stoll(canonical.substr(7, dot - 7));
   SQ_CHECK(i >= 0 && i < int64_t(model.blocks.size()), "no block " << i << " for " << canonical);
-  for (Linear* l : model.blocks[size_t(i)].linears())
+  return model.blocks[size_t(i)];
+}
+
+Linear& Session::linear(const std::string& canonical) {
+  for (Linear* l : linear_block(canonical).linears())
     if (l->name == canonical) return *l;
   SQ_FAIL("no linear named " << canonical);
 }

@@ -33,7 +33,7 @@ at::Tensor rope_inv_freq(const ModelConfig& c);
 
 // A block's weights converted to the compute dtype and device (q/k/v and gate/up fused).
 struct BlockWeights {
-  at::Tensor attn_norm, q_norm, k_norm, mlp_norm;
+  at::Tensor attn_norm, q_norm, k_norm, mlp_norm, mlp_norm_bias;
   at::Tensor w_qkv, b_qkv;  // [q_dim + 2 kv_dim, H], bias or undefined
   at::Tensor w_o, b_o;
   at::Tensor w_gate_up, b_gate_up;  // [2 I, H]
@@ -82,7 +82,7 @@ class Runner {
   std::vector<BlockWeights> blocks_;  // all blocks when resident
   BlockWeights current_;              // streaming mode: the block on the device
   int64_t current_index_ = -1;
-  at::Tensor final_norm_, lm_head_;
+  at::Tensor final_norm_, final_norm_bias_, lm_head_;
   RopeTable rope_;
   const RopeTable& rope(int64_t n);
 };

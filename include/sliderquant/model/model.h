@@ -39,6 +39,9 @@ struct Block {
   at::Tensor attn_norm;       // [H]
   at::Tensor q_norm, k_norm;  // [head_dim] (Qwen3) or undefined
   at::Tensor mlp_norm;        // [H]
+  at::Tensor mlp_norm_bias;   // [H] or undefined: added to the norm's output (a mean-shift
+                              // correction such as D²Quant's DAC; stored as
+                              // post_attention_layernorm.bias)
   Linear q, k, v, o;          // q [nh*hd, H], k/v [nkv*hd, H], o [H, nh*hd]
   Linear gate, up, down;      // gate/up [I, H], down [H, I]
   std::vector<Linear*> linears();
@@ -52,12 +55,18 @@ struct Model {
   const ArchSpec* arch = nullptr;
   at::Tensor embed;       // [V, H]
   at::Tensor final_norm;  // [H]
+  at::Tensor final_norm_bias;  // [H] or undefined (stored as model.norm.bias)
   Linear lm_head;         // [V, H] (shares embed's storage when tied)
   std::vector<Block> blocks;
   std::shared_ptr<Checkpoint> checkpoint;  // keeps the mappings alive
 
   int64_t nbytes() const;  // bytes of all distinct tensors as stored
 };
+
+// Every tensor of the model's current state under canonical names (embed, norms and their
+// biases, linear weights and biases, final norm, lm_head unless tied), in forward order.
+// A linear whose master weight is undefined (loaded packed) is listed with an undefined tensor.
+std::vector<std::pair<std::string, at::Tensor>> canonical_tensors(const Model& m);
 
 // Supplies a Linear whose weight is stored in another form (packed codes, ...): returns
 // false to let the loader read HF_PREFIX.weight as usual; otherwise sets the Linear's

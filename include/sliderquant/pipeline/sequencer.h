@@ -21,12 +21,22 @@ struct GroupInputs {
   TapPoint point = TapPoint::QkvIn;
   std::vector<std::string> linears;  // canonical names in this group that the plan quantizes
   at::Tensor H;                      // [in, in] float32: 2/n sum x x^T over the student stream
-  at::Tensor H_teacher_cross;        // undefined unless asked for (later methods)
+  at::Tensor dXXT;                   // [in, in] float32: 2/n sum (x_fp - x) x^T (GPTAQ), or undefined
 };
 
 struct SequencerOptions {
   bool teacher_stream = false;  // also advance the full-precision stream
   bool hessians = true;         // accumulate H per group on the student stream
+  bool cross_terms = false;     // also dXXT from the teacher stream's inputs (GPTAQ); needs teacher_stream
+  // Mean-shift hook (D²Quant's DAC): after a block's attention is quantized and before its
+  // gate/up are, called with the per-channel mean over calibration tokens of
+  // (teacher - student) MLP-norm output, where the teacher is the block with its
+  // full-precision weights on the same student input. The hook may set the block's
+  // mlp_norm_bias; gate/up then see the corrected inputs.
+  std::function<void(Session&, int64_t block, const at::Tensor& mean_shift)> before_mlp;
+  // Called once after the last block with the mean of (teacher - student) final-norm
+  // output, teacher = last block with quantized attention and full-precision MLP.
+  std::function<void(Session&, const at::Tensor& mean_shift)> after_last;
 };
 
 // Calls quantize_group for every group of every block in order; the callback must call

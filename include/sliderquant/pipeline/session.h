@@ -44,6 +44,7 @@ struct Session {
   Session(Model& m, const Recipe& r);
   const LinearPlan* plan_for(const std::string& linear) const;  // nullptr if not a block linear
   Linear& linear(const std::string& canonical);
+  Block& linear_block(const std::string& canonical);  // the block a "blocks.{i}...." name is in
   // Records the result and makes the forward pass use it from now on.
   void set_quantized(const std::string& linear, QTensor q);
 };
