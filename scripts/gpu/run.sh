@@ -3,14 +3,20 @@
 #     bash scripts/gpu/run.sh            (carry [".gpu-deps"], made by scripts/gpu/fetch_deps.sh)
 # Owns the GPU pipeline: environment report, configure (PyTorch wheel's libtorch + Debian deps
 # unpacked in .gpu-deps/prefix), build, a CPU-vs-CUDA perplexity smoke check on stories260K,
-# ctest, then bench/bench_eval.py with --device cuda. Logs and the benchmark JSON go to $OUT
-# (./out when unset): 8 files, the device tool's limit. Exits non-zero if any phase failed or
-# was skipped for lack of time.
+# ctest, bench/bench_eval.py with --device cuda, then bench/bench_quantize.py (GPTQ vs RTN w4g128
+# on a synthetic Llama-2-7B) in the time left. Logs and the benchmark JSONs go to $OUT (./out
+# when unset): 8 files, the device tool's limit (env + configure share a log, smoke + test too).
+# Exits non-zero if any phase failed or was skipped for lack of time; the quantize benchmark
+# skipped for time says how to run it alone in a second call:
+#     SQ_SKIP_TESTS=1 SQ_SKIP_EVAL_BENCH=1 bash scripts/gpu/run.sh
 #
 # Overrides (for reruns, and for exercising this script on the CPU machine):
 #   SQ_BUILD_DIR (build-gpu)  SQ_JOBS (16)  SQ_DEADLINE_S (560: whole-run budget, the tool kills at 600)
-#   SQ_TEST_BUDGET_S (180)  SQ_SKIP_TESTS=1  SQ_SKIP_BENCH=1  SQ_BENCH_DEVICE (cuda)
-#   SQ_BENCH_ARGS (extra bench_eval.py arguments)  SQ_CMAKE_ARGS (extra configure arguments)
+#   SQ_TEST_BUDGET_S (180)  SQ_SKIP_TESTS=1  SQ_BENCH_DEVICE (cuda)
+#   SQ_SKIP_EVAL_BENCH=1  SQ_SKIP_QBENCH=1  (SQ_SKIP_BENCH=1: both benchmarks)
+#   SQ_BENCH_ARGS (extra bench_eval.py arguments)  SQ_QBENCH_ARGS (extra bench_quantize.py arguments)
+#   SQ_QBENCH_MIN_S (240: the quantize benchmark is skipped with less time left than this)
+#   SQ_CMAKE_ARGS (extra configure arguments)
 #   SQ_TORCH_CMAKE_PREFIX / SQ_TORCH_ROOT (default: asked of python3's torch)
 #   SQ_TORCH_MODE=auto|manual (auto: TorchConfig first, manual on failure)
 #   SQ_FORCE_CARRIED_PKGCONF=1 (use .gpu-deps' pkgconf even if pkg-config exists)
@@ -30,14 +36,21 @@ JOBS=${SQ_JOBS:-16}
 DEADLINE_S=${SQ_DEADLINE_S:-560}
 TEST_BUDGET_S=${SQ_TEST_BUDGET_S:-180}
 DEVICE=${SQ_BENCH_DEVICE:-cuda}
+SKIP_EVAL_BENCH=${SQ_SKIP_EVAL_BENCH:-${SQ_SKIP_BENCH:-0}}
+SKIP_QBENCH=${SQ_SKIP_QBENCH:-${SQ_SKIP_BENCH:-0}}
+QBENCH_MIN_S=${SQ_QBENCH_MIN_S:-240}
 export PYTHONUNBUFFERED=1
 
 elapsed() { echo $(( $(date +%s) - T0 )); }
 remaining() { echo $(( DEADLINE_S - $(elapsed) )); }
 
 # ---- phase runner ---------------------------------------------------------------------------
-# Each phase runs in a subshell with errexit on, its output teed to $OUT/<log>. It must be called
+# Each phase runs in a subshell with errexit on, its output appended (tee -a) to $OUT/<log>: two
+# phases may share a log, which keeps $OUT within the device tool's 8 files. It must be called
 # as a plain command (never inside if/||: bash would then ignore errexit inside the phase).
+LOGS=(10-env-configure.log 20-build.log 30-smoke-test.log 40-bench.log bench_eval.json
+      50-qbench.log bench_quantize.json summary.txt)
+for f in "${LOGS[@]}"; do rm -f "$OUT/$f"; done
 PHASES=()
 FAILED=0
 LAST=0
@@ -47,7 +60,8 @@ run_phase() {
   t0=$(date +%s.%N)
   printf '\n==================== %s ==================== (t+%ss, %s UTC)\n' "$name" "$(elapsed)" "$(date -u +%H:%M:%S)"
   set +e
-  ( set -euo pipefail; "$@" ) 2>&1 | tee "$log"
+  printf '==================== %s (t+%ss)\n' "$name" "$(elapsed)" >>"$log"
+  ( set -euo pipefail; "$@" ) 2>&1 | tee -a "$log"
   rc=${PIPESTATUS[0]}
   set -e
   t1=$(date +%s.%N)
@@ -254,9 +268,24 @@ phase_bench() {
     --budget-s "$budget" "${extra[@]}"
 }
 
+# GPTQ w4g128 (the issue's target: under 180 s and 20 GB GPU memory on one H100) and RTN w4g128
+# on the same synthetic llama2-7b checkpoint bench_eval.py made (its cache, same stamp), with
+# 128 x 2048 calibration tokens of WikiText-2 test text (the only text .gpu-deps carries; for
+# timing only). Rows that would outrun the budget are killed and reported, not extrapolated.
+phase_qbench() {
+  local budget=$1 data=$DEPS/data
+  [[ -d $data ]] || data=$ROOT/../shared/data
+  # shellcheck disable=SC2206
+  local extra=(${SQ_QBENCH_ARGS:-})
+  df -h "$BUILD" | tail -1 || true
+  python3 "$ROOT/bench/bench_quantize.py" --bin "$BUILD/sliderquant" --data-dir "$data" \
+    --device "$DEVICE" --work "$BUILD/bench-work" --out "$OUT/bench_quantize.json" \
+    --budget-s "$budget" "${extra[@]}"
+}
+
 # ---- the run ----------------------------------------------------------------------------------
-run_phase env 00-env.log phase_env
-run_phase configure 10-configure.log phase_configure
+run_phase env 10-env-configure.log phase_env
+run_phase configure 10-env-configure.log phase_configure
 CONFIG_OK=$LAST
 BUILD_OK=1
 if ((CONFIG_OK == 0)); then
@@ -270,22 +299,31 @@ if ((BUILD_OK != 0)); then
   skip_phase smoke "no build"
   skip_phase test "no build"
   skip_phase bench "no build"
+  skip_phase qbench "no build"
 else
-  run_phase smoke 25-smoke.log phase_smoke
+  run_phase smoke 30-smoke-test.log phase_smoke
   if [[ ${SQ_SKIP_TESTS:-0} == 1 ]]; then
     skip_phase test "SQ_SKIP_TESTS=1" nofail
   else
     tb=$(( $(remaining) - 150 ))   # keep at least 150 s for the benchmark
     ((tb > TEST_BUDGET_S)) && tb=$TEST_BUDGET_S
     if ((tb < 30)); then skip_phase test "only $(remaining)s left"
-    else run_phase test 30-test.log phase_test "$tb"; fi
+    else run_phase test 30-smoke-test.log phase_test "$tb"; fi
   fi
-  if [[ ${SQ_SKIP_BENCH:-0} == 1 ]]; then
-    skip_phase bench "SQ_SKIP_BENCH=1" nofail
+  if [[ $SKIP_EVAL_BENCH == 1 ]]; then
+    skip_phase bench "SQ_SKIP_EVAL_BENCH=1 (or SQ_SKIP_BENCH=1)" nofail
   else
     bb=$(( $(remaining) - 10 ))
     if ((bb < 60)); then skip_phase bench "only $(remaining)s left"
     else run_phase bench 40-bench.log phase_bench "$bb"; fi
+  fi
+  if [[ $SKIP_QBENCH == 1 ]]; then
+    skip_phase qbench "SQ_SKIP_QBENCH=1 (or SQ_SKIP_BENCH=1)" nofail
+  else
+    qb=$(( $(remaining) - 10 ))
+    if ((qb < QBENCH_MIN_S)); then
+      skip_phase qbench "only $(remaining)s left (needs ${QBENCH_MIN_S}s, SQ_QBENCH_MIN_S); run it alone in a second call: SQ_SKIP_TESTS=1 SQ_SKIP_EVAL_BENCH=1 bash scripts/gpu/run.sh"
+    else run_phase qbench 50-qbench.log phase_qbench "$qb"; fi
   fi
 fi
 
@@ -293,13 +331,17 @@ fi
   echo "==================== summary ==================== (t+$(elapsed)s)"
   printf '%s\n' "${PHASES[@]}"
   echo "configure: $(cat "$AUX/configure.result" 2>/dev/null || echo none) | $SPM_NOTE"
-  if [[ -f $OUT/25-smoke.log ]]; then
+  if [[ -f $OUT/30-smoke-test.log ]]; then
     echo "--- smoke: stories260K perplexity, CPU vs $DEVICE"
-    grep -E '  (ok|MISMATCH)  ' "$OUT/25-smoke.log" || true
+    grep -E '  (ok|MISMATCH)  ' "$OUT/30-smoke-test.log" || true
   fi
   if [[ -f $OUT/40-bench.log ]]; then
     echo "--- benchmark table (full rows in bench_eval.json)"
     sed -n '/^=== bench_eval results/,$p' "$OUT/40-bench.log"
+  fi
+  if [[ -f $OUT/50-qbench.log ]]; then
+    echo "--- quantize benchmark table (full rows in bench_quantize.json)"
+    sed -n '/^=== bench_quantize results/,$p' "$OUT/50-qbench.log"
   fi
   echo "result: $([[ $FAILED == 0 ]] && echo ALL OK || echo FAILURES)"
 } | tee "$OUT/summary.txt"
