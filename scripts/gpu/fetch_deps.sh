@@ -22,8 +22,10 @@ done
 # nlohmann/CLI11/Eigen: headers + CMake configs; googletest: sources (/usr/src/googletest);
 # sentencepiece: library, headers, .pc; liblzma: headers + the .so the -dev symlink points at;
 # pkgconf: a pkg-config for the GPU machine in case it has none.
+# bzip2 (HellaSwag's .bz2), PCRE2 and utf8proc (byte-level BPE tokenizer): headers, .so, .pc.
 PKGS=(nlohmann-json3-dev libcli11-dev googletest libsentencepiece-dev libsentencepiece0
-      liblzma-dev liblzma5 pkgconf-bin libpkgconf3)
+      liblzma-dev liblzma5 pkgconf-bin libpkgconf3
+      libbz2-dev libbz2-1.0 libpcre2-dev libpcre2-8-0 libutf8proc-dev libutf8proc2)
 [[ $WITH_EIGEN == 1 ]] && PKGS+=(libeigen3-dev)
 
 git -C "$ROOT" check-ignore -q .gpu-deps/x || { echo "fetch_deps: .gpu-deps/ is not git-ignored" >&2; exit 1; }
@@ -70,7 +72,8 @@ P=$DEPS/prefix/usr
 for f in include/nlohmann/json.hpp include/CLI/CLI.hpp include/sentencepiece_processor.h include/lzma.h \
          src/googletest/CMakeLists.txt src/googletest/googletest/CMakeLists.txt \
          lib/x86_64-linux-gnu/pkgconfig/sentencepiece.pc lib/x86_64-linux-gnu/libsentencepiece.so \
-         lib/x86_64-linux-gnu/liblzma.so bin/pkgconf; do
+         lib/x86_64-linux-gnu/liblzma.so bin/pkgconf include/bzlib.h include/pcre2.h include/utf8proc.h \
+         lib/x86_64-linux-gnu/pkgconfig/libpcre2-8.pc lib/x86_64-linux-gnu/pkgconfig/libutf8proc.pc; do
   [[ -e $P/$f ]] || { echo "fetch_deps: missing $f in the prefix" >&2; exit 1; }
 done
 compgen -G "$P/share/cmake/nlohmann_json*/nlohmann_jsonConfig.cmake" >/dev/null \

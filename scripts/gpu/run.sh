@@ -30,6 +30,9 @@ mkdir -p "$OUT"
 DEPS=$ROOT/.gpu-deps
 PREFIX=$DEPS/prefix/usr
 ARCHLIB=$PREFIX/lib/x86_64-linux-gnu
+# The carried runtime libraries (libutf8proc.so.2, libpcre2, libbz2, libsentencepiece) must be found
+# by the test binaries and the CLI even if the GPU machine has none of them.
+[[ -d $ARCHLIB ]] && export LD_LIBRARY_PATH=$ARCHLIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 BUILD=${SQ_BUILD_DIR:-$ROOT/build-gpu}
 AUX=$BUILD/sq-gpu-aux          # rewritten .pc, pkg-config wrapper, configure attempt logs
 JOBS=${SQ_JOBS:-16}
@@ -104,8 +107,12 @@ setup_sentencepiece() {
     return 0
   fi
   mkdir -p "$AUX/pkgconfig" "$AUX/bin"
-  # Debian's .pc says prefix=/usr; the libraries live in the carried prefix.
-  sed "s|^prefix=.*|prefix=$PREFIX|" "$pc" >"$AUX/pkgconfig/sentencepiece.pc"
+  # Debian's .pc files say prefix=/usr; the libraries live in the carried prefix
+  # (sentencepiece, and libpcre2-8 / libutf8proc for the BPE tokenizer).
+  for f in "$ARCHLIB"/pkgconfig/*.pc "$PREFIX"/share/pkgconfig/*.pc; do
+    [[ -f $f ]] || continue
+    sed "s|^prefix=.*|prefix=$PREFIX|" "$f" >"$AUX/pkgconfig/$(basename "$f")"
+  done
   export PKG_CONFIG_PATH=$AUX/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
   # the module libsq_spm.so loads libsentencepiece.so.0 from the prefix (CMake's build RPATH
   # covers it too; this is belt and braces)
