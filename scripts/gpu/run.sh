@@ -30,9 +30,9 @@ mkdir -p "$OUT"
 DEPS=$ROOT/.gpu-deps
 PREFIX=$DEPS/prefix/usr
 ARCHLIB=$PREFIX/lib/x86_64-linux-gnu
-# The carried runtime libraries (libutf8proc.so.2, libpcre2, libbz2, libsentencepiece) must be found
-# by the test binaries and the CLI even if the GPU machine has none of them.
-[[ -d $ARCHLIB ]] && export LD_LIBRARY_PATH=$ARCHLIB${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+# The carried libraries (libutf8proc, libpcre2, libbz2) are linked by full path, so CMake's
+# build RPATH finds them at run time; no global LD_LIBRARY_PATH (the machine's own tools
+# such as grep must keep their own libpcre2).
 BUILD=${SQ_BUILD_DIR:-$ROOT/build-gpu}
 AUX=$BUILD/sq-gpu-aux          # rewritten .pc, pkg-config wrapper, configure attempt logs
 JOBS=${SQ_JOBS:-16}
