@@ -8,35 +8,19 @@
 #include <nlohmann/json.hpp>
 
 #include "sliderquant/core/util.h"
+#include "test_util.h"
 
 using namespace sq;
 
 namespace {
 
-struct CliRun {
-  int code;
-  std::string out;  // stdout + stderr
-};
-
-CliRun run(const std::string& args) {
-  std::string cmd = std::string(SQ_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using CliRun = sq::testing::CliResult;
+CliRun run(const std::string& args) { return sq::testing::run_cli(args); }
 
 const std::string kModel = std::string(SQ_FIXTURES_DIR) + "/stories260K/hf";
 const std::string kText = std::string(SQ_FIXTURES_DIR) + "/text/wikitext2_head.txt";
 
-std::string tmp(const std::string& name) {
-  std::string d = ::testing::TempDir() + "sq_cli_" + name;
-  EXPECT_EQ(std::system(("rm -rf '" + d + "'").c_str()), 0);
-  return d;
-}
+std::string tmp(const std::string& name) { return sq::testing::fresh_path("cli_" + name); }
 
 int count_lines(const std::string& s) {
   int n = 0;

@@ -18,6 +18,7 @@
 #include "sliderquant/pipeline/sequencer.h"
 #include "sliderquant/pipeline/session.h"
 #include "sliderquant/quant/rtn.h"
+#include "test_util.h"
 
 using namespace sq;
 
@@ -26,41 +27,15 @@ namespace {
 const std::string kModel = std::string(SQ_FIXTURES_DIR) + "/stories260K/hf";
 const std::string kText = std::string(SQ_FIXTURES_DIR) + "/text/wikitext2_head.txt";
 
-std::string tmp(const std::string& name) {
-  std::string d = ::testing::TempDir() + "sq_d2_" + std::to_string(::getpid()) + "_" + name;
-  EXPECT_EQ(std::system(("rm -rf '" + d + "' && mkdir -p '" + d + "'").c_str()), 0);
-  return d;
-}
+std::string tmp(const std::string& name) { return sq::testing::fresh_path("d2_" + name, true); }
 
 int cli(const std::string& args, std::string* out = nullptr) {
-  FILE* p = popen((std::string(SQ_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  std::string o;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) o.append(buf.data(), n);
-  int st = pclose(p);
-  if (out) *out = o;
-  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  sq::testing::CliResult r = sq::testing::run_cli(args);
+  if (out) *out = r.out;
+  return r.code;
 }
 
-// Stories sampled from the full-precision model itself (see test_quantize.cpp).
-std::string sampled_stories(uint64_t seed, int n, int len) {
-  Model m = load_model(kModel);
-  auto tok = load_tokenizer(kModel);
-  Runner r(m, {});
-  auto gen = at::detail::createCPUGenerator(seed);
-  at::Tensor x = at::full({n, 1}, tok->bos_id, at::kLong);
-  for (int t = 0; t < len; ++t) {
-    at::Tensor p = at::softmax(r.logits(x).select(1, x.size(1) - 1), -1);
-    x = at::cat({x, at::multinomial(p, 1, false, gen)}, 1);
-  }
-  std::string text;
-  for (int i = 0; i < n; ++i) {
-    at::Tensor row = x[i].narrow(0, 1, len).contiguous();
-    text += tok->decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + len)) + "\n";
-  }
-  return text;
-}
+using sq::testing::sampled_stories;
 
 }  // namespace
 

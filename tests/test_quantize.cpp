@@ -22,6 +22,7 @@
 #include "sliderquant/pipeline/session.h"
 #include "sliderquant/quant/gptq.h"
 #include "sliderquant/quant/rtn.h"
+#include "test_util.h"
 
 using namespace sq;
 
@@ -31,11 +32,7 @@ const std::string kModel = std::string(SQ_FIXTURES_DIR) + "/stories260K/hf";
 const std::string kText = std::string(SQ_FIXTURES_DIR) + "/text/wikitext2_head.txt";
 const std::string kConfigs = std::string(SQ_SOURCE_DIR) + "/configs";
 
-std::string tmp(const std::string& name) {
-  std::string d = ::testing::TempDir() + "sq_q" + std::to_string(::getpid()) + "_" + name;
-  EXPECT_EQ(std::system(("rm -rf '" + d + "'").c_str()), 0);
-  return d;
-}
+std::string tmp(const std::string& name) { return sq::testing::fresh_path("q_" + name); }
 
 std::string error_of(const std::function<void()>& f) {
   try {
@@ -55,19 +52,8 @@ CalibrationSet small_calib(int64_t samples = 8, int64_t seqlen = 64) {
   return make_calibration_set(tok->encode_for_model(read_file(kText)), samples, seqlen, 1);
 }
 
-struct CliRun {
-  int code;
-  std::string out;
-};
-CliRun cli(const std::string& args) {
-  FILE* p = popen((std::string(SQ_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using CliRun = sq::testing::CliResult;
+CliRun cli(const std::string& args) { return sq::testing::run_cli(args); }
 
 }  // namespace
 
@@ -228,28 +214,7 @@ TEST(NativeModel, WriteThenReloadGivesTheSameLogits) {
 
 // ---- the quantize command ------------------------------------------------------------------
 
-// In-domain text for a TinyStories model: stories sampled from the full-precision model
-// itself (temperature 1, fixed seed). On out-of-domain text (WikiText-2) a 260K-parameter
-// model's perplexity is so high that quantization noise can lower it; on its own samples
-// the full-precision model is the reference every quantized model must fall short of.
-std::string sampled_stories(uint64_t seed, int n, int len) {
-  Model m = load_model(kModel);
-  auto tok = load_tokenizer(kModel);
-  Runner r(m, {});
-  auto gen = at::detail::createCPUGenerator(seed);
-  at::Tensor x = at::full({n, 1}, tok->bos_id, at::kLong);
-  for (int t = 0; t < len; ++t) {
-    at::Tensor p = at::softmax(r.logits(x).select(1, x.size(1) - 1), -1);
-    x = at::cat({x, at::multinomial(p, 1, false, gen)}, 1);
-  }
-  std::string text;
-  for (int i = 0; i < n; ++i) {
-    at::Tensor row = x[i].narrow(0, 1, len).contiguous();
-    std::vector<int64_t> ids(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + len);
-    text += tok->decode(ids) + "\n";
-  }
-  return text;
-}
+using sq::testing::sampled_stories;
 
 TEST(QuantizeCli, PerplexityLadderAndReload) {
   std::string dir = tmp("ladder");

@@ -5,6 +5,8 @@
 // against its bf16 computation, and the CLI's zero-shot / KL report.
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include "test_util.h"
 #include <sys/wait.h>
 
 #include <array>
@@ -364,24 +366,12 @@ TEST(Kld, PercentileLikeNumpy) {
 
 // ---- the CLI ------------------------------------------------------------------------------
 namespace {
-struct CliOut {
-  int code;
-  std::string out;
-};
-CliOut cli(const std::string& args) {
-  std::string cmd = std::string(SQ_CLI_PATH) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using CliOut = sq::testing::CliResult;
+CliOut cli(const std::string& args) { return sq::testing::run_cli(args); }
 }  // namespace
 
 TEST(ZeroshotCli, TasksAndKldReport) {
-  const std::string json = ::testing::TempDir() + "sq_zs_cli.json";
+  const std::string json = sq::testing::fresh_path("zs_cli.json");
   CliOut r = cli("eval " + kModel + " --tasks piqa,winogrande,lambada_openai --limit 5 --data-dir " + kFixtures +
                  " --kld-base " + kModel + " --ppl " + kText + " --seqlen 256 --max-windows 2 --quiet --json " + json);
   ASSERT_EQ(r.code, 0) << r.out;

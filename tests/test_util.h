@@ -1,0 +1,73 @@
+// Helpers shared by the test files: running the CLI, per-process temporary paths (so
+// concurrent test runs on one machine do not collide), fixture paths, and in-domain text
+// sampled from stories260K itself.
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "sliderquant/data/tokenizer.h"
+#include "sliderquant/model/forward.h"
+#include "sliderquant/model/model.h"
+
+namespace sq::testing {
+
+inline const std::string kStoriesModel = std::string(SQ_FIXTURES_DIR) + "/stories260K/hf";
+inline const std::string kWikiText = std::string(SQ_FIXTURES_DIR) + "/text/wikitext2_head.txt";
+
+struct CliResult {
+  int code;
+  std::string out;  // stdout + stderr
+};
+
+// Runs the sliderquant executable with ARGS (a shell fragment), capturing its output.
+inline CliResult run_cli(const std::string& args) {
+  FILE* p = popen((std::string(SQ_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
+  std::string out;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
+  int st = pclose(p);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
+}
+
+// A fresh path under the test temp dir, unique to this process; removed if it exists.
+// With MAKE, created as an empty directory.
+inline std::string fresh_path(const std::string& name, bool make = false) {
+  std::string d = ::testing::TempDir() + "sq" + std::to_string(::getpid()) + "_" + name;
+  std::string cmd = "rm -rf '" + d + "'" + (make ? " && mkdir -p '" + d + "'" : std::string());
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  return d;
+}
+
+// In-domain text for a TinyStories model: N stories of LEN tokens sampled from the
+// full-precision stories260K itself (temperature 1, seeded). On out-of-domain text
+// (WikiText-2) a 260K-parameter model's perplexity is so high that quantization noise can
+// lower it; on its own samples the full-precision model is the reference every quantized
+// model must fall short of.
+inline std::string sampled_stories(uint64_t seed, int n, int len) {
+  Model m = load_model(kStoriesModel);
+  auto tok = load_tokenizer(kStoriesModel);
+  Runner r(m, {});
+  auto gen = at::detail::createCPUGenerator(seed);
+  at::Tensor x = at::full({n, 1}, tok->bos_id, at::kLong);
+  for (int t = 0; t < len; ++t) {
+    at::Tensor p = at::softmax(r.logits(x).select(1, x.size(1) - 1), -1);
+    x = at::cat({x, at::multinomial(p, 1, false, gen)}, 1);
+  }
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    at::Tensor row = x[i].narrow(0, 1, len).contiguous();
+    text += tok->decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + len)) + "\n";
+  }
+  return text;
+}
+
+}  // namespace sq::testing
