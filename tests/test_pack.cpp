@@ -250,3 +250,71 @@ TEST(Pack, ErrorsNameTheTensor) {
   // The same tensors read back under the right format still work.
   EXPECT_TRUE(at::equal(unpack_qtensor(name, f, 4, 64, getter_of(good)).codes, q.codes));
 }
+
+// DSQ formats (D²Quant): qweight + fp16 dsq_r [out, groups, bits] + fp16 col_scale [in]
+// when not absorbed; no scales, qzeros or g_idx. pack o unpack = id on each shape.
+TEST(Pack, RoundTripDsq) {
+  at::manual_seed(20260201);
+  const std::string name = "model.layers.0.mlp.down_proj";
+  int cases = 0;
+  for (int bits : {2, 3})
+    for (int64_t gs : {int64_t(-1), int64_t(32), int64_t(128)})
+      for (auto [out, in] : std::vector<std::pair<int64_t, int64_t>>{{3, 128}, {5, 384}, {2, 96}})
+        for (bool with_c : {true, false}) {
+          if (gs > 0 && in % gs != 0) continue;
+          QFormat f;
+          f.bits = bits;
+          f.group_size = gs;
+          f.dsq = true;
+          SCOPED_TRACE(label(f) + "d [" + std::to_string(out) + ", " + std::to_string(in) + "] c " +
+                       std::to_string(with_c));
+          const int64_t groups = gs < 0 ? 1 : in / gs;
+          QTensor q;
+          q.format = f;
+          q.codes = at::randint(0, 1 << bits, {out, in}, at::kByte);
+          q.levels_r = at::rand({out, groups, bits}).to(at::kHalf).to(at::kFloat);
+          if (with_c) q.col_scale = (at::rand({in}) + 0.5).to(at::kHalf).to(at::kFloat);
+          Named packed = pack_qtensor(name, q);
+          ASSERT_EQ(packed.size(), with_c ? 3u : 2u);
+          EXPECT_EQ(packed[0].first, name + ".qweight");
+          EXPECT_TRUE(at::equal(packed[0].second, pack_ref(q.codes, bits)));
+          EXPECT_EQ(packed[1].first, name + ".dsq_r");
+          EXPECT_EQ(packed[1].second.scalar_type(), at::kHalf);
+          EXPECT_EQ(packed[1].second.sizes(), at::IntArrayRef({out, groups, bits}));
+          if (with_c) {
+            EXPECT_EQ(packed[2].first, name + ".col_scale");
+            EXPECT_EQ(packed[2].second.scalar_type(), at::kHalf);
+          }
+          QTensor u = unpack_qtensor(name, f, out, in, getter_of(packed));
+          EXPECT_TRUE(u.format == f);
+          EXPECT_TRUE(at::equal(u.codes, q.codes));
+          EXPECT_TRUE(at::equal(u.levels_r, q.levels_r));
+          ASSERT_EQ(u.col_scale.defined(), with_c);
+          if (with_c) {
+            EXPECT_TRUE(at::equal(u.col_scale, q.col_scale));
+          }
+          EXPECT_FALSE(u.scales.defined() || u.zeros.defined() || u.g_idx.defined());
+          ++cases;
+        }
+  EXPECT_EQ(cases, 2 * 2 * (3 + 3 + 2));  // shapes per group size: -1: 3, 32: 3, 128: 2
+
+  // Errors name the tensor: a non-fp16 r, a uniform tensor under a DSQ format and back.
+  QFormat f;
+  f.bits = 2;
+  f.group_size = 32;
+  f.dsq = true;
+  QTensor q;
+  q.format = f;
+  q.codes = at::zeros({2, 64}, at::kByte);
+  q.levels_r = at::full({2, 2, 2}, 0.1);
+  EXPECT_NE(error_of([&] { pack_qtensor(name, q); }).find(name + ".dsq_r"), std::string::npos);
+  q.levels_r = q.levels_r.to(at::kHalf).to(at::kFloat);
+  Named packed = pack_qtensor(name, q);
+  packed.emplace_back(name + ".scales", at::ones({2, 2}, at::kHalf));
+  EXPECT_NE(error_of([&] { unpack_qtensor(name, f, 2, 64, getter_of(packed)); }).find(name + ".scales"),
+            std::string::npos);
+  QFormat uf = f;
+  uf.dsq = false;
+  EXPECT_NE(error_of([&] { unpack_qtensor(name, uf, 2, 64, getter_of(pack_qtensor(name, q))); }).find(name),
+            std::string::npos);
+}

@@ -1,5 +1,7 @@
 // pack/native: the native packed layout (format version 1) of a QTensor: bit-packing of
-// codes and zeros into int32 words, fp16 scales, optional g_idx; and the validating inverse.
+// codes and zeros into int32 words, fp16 scales, optional g_idx (DSQ formats, D²Quant arXiv
+// 2602.02546: fp16 row-level scales dsq_r and optional fp16 col_scale instead of scales and
+// zeros); and the validating inverse.
 // Layout only: it never re-decides codes or scales, and refuses (Error naming the tensor)
 // anything it cannot store exactly. The bit order is specified in pack/native.h and
 // docs/FORMAT.md. Bit loops are plain scalar code over rows (at::parallel_for): one pass,
@@ -23,6 +25,7 @@ std::string format_label(const QFormat& f) {
   std::string s = "w" + std::to_string(f.bits);
   if (f.group_size > 0) s += "g" + std::to_string(f.group_size);
   if (f.symmetric) s += "s";
+  if (f.dsq) s += "d";
   return s;
 }
 
@@ -45,6 +48,8 @@ void check_bits(int bits, const std::string& what) {
 int64_t groups_of(const QFormat& f, int64_t in, const std::string& name) {
   SQ_CHECK(f.bits >= 2 && f.bits <= 8,
            name << ": format " << format_label(f) << " has bits " << f.bits << ", expected 2..8");
+  SQ_CHECK(!f.dsq || (f.bits <= 3 && !f.symmetric),
+           name << ": DSQ format " << format_label(f) << " must have 2 or 3 bits and no 's'");
   if (f.group_size < 0) return 1;
   SQ_CHECK(f.group_size >= 1, name << ": group size " << f.group_size << " must be >= 1 or -1");
   SQ_CHECK(in % f.group_size == 0, name << ": in_features " << in << " is not a multiple of group size "
@@ -153,6 +158,27 @@ at::Tensor fetch(const std::function<at::Tensor(const std::string&)>& get, const
   return t.cpu().contiguous();
 }
 
+// T (floating, SHAPE) as float16, refusing values that float16 does not hold exactly.
+at::Tensor exact_fp16(const at::Tensor& t, const std::string& tname, const std::vector<int64_t>& shape,
+                      const std::string& context, const char* hint) {
+  SQ_CHECK(t.defined(), tname << ": the QTensor has none");
+  SQ_CHECK(t.sizes() == at::IntArrayRef(shape),
+           tname << " has shape " << shape_str(t.sizes()) << ", expected " << shape_str(shape) << " for " << context);
+  SQ_CHECK(c10::isFloatingType(t.scalar_type()),
+           tname << " must be floating point, got " << c10::toString(t.scalar_type()));
+  at::Tensor s32 = t.cpu().to(at::kFloat).contiguous();
+  at::Tensor s16 = s32.to(at::kHalf);
+  at::Tensor exact = s16.to(at::kFloat) == s32;
+  if (!exact.all().item<bool>()) {
+    at::Tensor pos = exact.logical_not().nonzero()[0];
+    std::ostringstream at_pos;
+    for (int64_t d = 0; d < pos.size(0); ++d) at_pos << (d ? ", " : "") << pos[d].item<int64_t>();
+    SQ_FAIL(tname << " value " << s32.masked_select(exact.logical_not())[0].item<float>()
+                  << " at [" << at_pos.str() << "] is not representable in float16; " << hint);
+  }
+  return s16.contiguous();
+}
+
 // g_idx [in] int32 with values in [0, groups).
 void check_g_idx(const at::Tensor& g, int64_t in, int64_t groups, const std::string& what) {
   SQ_CHECK(g.dim() == 1 && g.size(0) == in,
@@ -180,6 +206,16 @@ std::vector<std::pair<std::string, at::Tensor>> pack_qtensor(const std::string& 
   std::vector<std::pair<std::string, at::Tensor>> res;
 
   res.emplace_back(name + ".qweight", pack_bits_named(q.codes, f.bits, name + ".qweight (codes)"));
+
+  if (f.dsq) {
+    SQ_CHECK(!q.g_idx.defined(), name << ": DSQ format " << format_label(f) << " stores no g_idx");
+    res.emplace_back(name + ".dsq_r", exact_fp16(q.levels_r, name + ".dsq_r", {out, groups, f.bits}, context,
+                                                 "round DSQ row scales to float16 before choosing codes"));
+    if (q.col_scale.defined())
+      res.emplace_back(name + ".col_scale", exact_fp16(q.col_scale, name + ".col_scale", {in}, context,
+                                                       "round DSQ column scales to float16 before choosing codes"));
+    return res;
+  }
 
   const std::string sname = name + ".scales";
   SQ_CHECK(q.scales.defined(), sname << ": the QTensor has no scales");
@@ -240,6 +276,19 @@ QTensor unpack_qtensor(const std::string& name, const QFormat& f, int64_t out, i
 
   at::Tensor qw = fetch(get, name + ".qweight", at::kInt, {out, words_for(in, f.bits)}, context);
   q.codes = unpack_bits_named(qw, f.bits, in, name + ".qweight");  // [out, in] uint8
+
+  if (f.dsq) {
+    for (const char* s : {".scales", ".qzeros", ".g_idx"})
+      SQ_CHECK(!get(name + s).defined(), name << s << " is present, but " << context
+                                              << " is a DSQ format and stores none (wrong format?)");
+    q.levels_r = fetch(get, name + ".dsq_r", at::kHalf, {out, groups, f.bits}, context).to(at::kFloat);
+    if (get(name + ".col_scale").defined())
+      q.col_scale = fetch(get, name + ".col_scale", at::kHalf, {in}, context).to(at::kFloat);
+    return q;
+  }
+  for (const char* s : {".dsq_r", ".col_scale"})
+    SQ_CHECK(!get(name + s).defined(), name << s << " is present, but " << context
+                                            << " is not a DSQ format (wrong format?)");
 
   q.scales = fetch(get, name + ".scales", at::kHalf, {out, groups}, context).to(at::kFloat);
 

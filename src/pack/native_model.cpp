@@ -56,8 +56,10 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
                          {"group_size", q.format.group_size},
                          {"symmetric", q.format.symmetric},
                          {"g_idx", q.g_idx.defined()},
+                         {"dsq", q.format.dsq},
+                         {"col_scale", q.col_scale.defined()},
                          {"shape", {o, i}}};
-      qbits += bits_per_weight(q.format, o, i, q.g_idx.defined()) * double(o) * double(i);
+      qbits += bits_per_weight(q.format, o, i, q.g_idx.defined(), q.col_scale.defined()) * double(o) * double(i);
       qweights += double(o) * double(i);
     }
     SQ_CHECK(tensors.size() == quantized.size(), "some quantized linears are not part of the model");

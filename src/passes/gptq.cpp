@@ -50,12 +50,7 @@ void run(Session& s, const nlohmann::json& o) {
       const LinearPlan* p = ss.plan_for(name);
       at::Tensor W = ss.linear(name).weight.to(in.H.device(), at::kFloat);
       GptqResult r = gptq_quantize(W, in.H, *p->format, g);
-      QTensor q = r.q;
-      q.codes = q.codes.cpu();
-      q.scales = q.scales.cpu();
-      q.zeros = q.zeros.cpu();
-      if (q.g_idx.defined()) q.g_idx = q.g_idx.cpu();
-      ss.set_quantized(name, std::move(q));
+      ss.set_quantized(name, r.q.to(at::kCPU));
     }
   });
 }

@@ -28,11 +28,7 @@ void run(Session& s, const nlohmann::json& o) {
     if (!p.format) continue;
     Linear& l = s.linear(p.name);
     at::Tensor W = l.weight.to(s.runner.device, at::kFloat);
-    QTensor q = rtn_quantize(W, *p.format, clip);
-    q.codes = q.codes.cpu();
-    q.scales = q.scales.cpu();
-    q.zeros = q.zeros.cpu();
-    s.set_quantized(p.name, std::move(q));
+    s.set_quantized(p.name, rtn_quantize(W, *p.format, clip).to(at::kCPU));
     bar.update(k);
   }
   bar.finish();

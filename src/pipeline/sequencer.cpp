@@ -85,9 +85,11 @@ void save_block(Session& s, WorkState& w, int64_t i, const std::vector<std::stri
     }
     const QTensor& q = s.quantized.at(n);
     ts.emplace_back(n + ".codes", q.codes);
-    ts.emplace_back(n + ".scales", q.scales);
-    ts.emplace_back(n + ".zeros", q.zeros);
+    if (q.scales.defined()) ts.emplace_back(n + ".scales", q.scales);
+    if (q.zeros.defined()) ts.emplace_back(n + ".zeros", q.zeros);
     if (q.g_idx.defined()) ts.emplace_back(n + ".g_idx", q.g_idx);
+    if (q.levels_r.defined()) ts.emplace_back(n + ".levels_r", q.levels_r);
+    if (q.col_scale.defined()) ts.emplace_back(n + ".col_scale", q.col_scale);
     meta[n] = q.format.name();
   }
   write_safetensors(block_file(s.work_dir, i), ts, meta);
@@ -107,9 +109,10 @@ void load_block(Session& s, int64_t i) {
     QTensor q;
     q.format = QFormat::parse(fmt);
     q.codes = f->tensor(name + ".codes").clone();
-    q.scales = f->tensor(name + ".scales").clone();
-    q.zeros = f->tensor(name + ".zeros").clone();
-    if (f->find(name + ".g_idx")) q.g_idx = f->tensor(name + ".g_idx").clone();
+    for (auto [suffix, field] : {std::pair{".scales", &q.scales}, std::pair{".zeros", &q.zeros},
+                                 std::pair{".g_idx", &q.g_idx}, std::pair{".levels_r", &q.levels_r},
+                                 std::pair{".col_scale", &q.col_scale}})
+      if (f->find(name + suffix)) *field = f->tensor(name + suffix).clone();
     s.set_quantized(name, std::move(q));
   }
 }

@@ -1,6 +1,7 @@
-// quant/format: format names ("w4g128", "w4", "w3g64s"), shape checks, THE dequantize of a
-// QTensor and bits-per-weight accounting. The meaning of codes is stated in format.h
-// (METHODS.md section 0); every other file that turns codes into weights calls
+// quant/format: format names ("w4g128", "w4", "w3g64s", "w2g128d"), shape checks, THE
+// dequantize of a QTensor (uniform affine, METHODS.md section 0; DSQ levels, D²Quant arXiv
+// 2602.02546 section 2.2 step 5) and bits-per-weight accounting. The meaning of codes is
+// stated in format.h; every other file that turns codes into weights calls
 // QTensor::dequantize. Ragged groups (IN not a multiple of the group size) are not
 // supported: check() rejects them with the tensor's name.
 #include "sliderquant/quant/format.h"
@@ -27,6 +28,8 @@ int64_t QFormat::group_width(int64_t in_features) const {
 
 void QFormat::check(int64_t out_features, int64_t in_features, const std::string& tensor) const {
   SQ_CHECK(bits >= 2 && bits <= 8, "tensor " << tensor << ": format has " << bits << " bits (supported: 2..8)");
+  SQ_CHECK(!dsq || (bits <= 3 && !symmetric),
+           "tensor " << tensor << ": DSQ format " << name() << " needs 2 or 3 bits and no 's' (e.g. w2g128d)");
   SQ_CHECK(out_features > 0 && in_features > 0,
            "tensor " << tensor << ": cannot quantize an empty weight [" << out_features << ", " << in_features << "]");
   SQ_CHECK(group_size == -1 || group_size > 0,
@@ -42,6 +45,7 @@ std::string QFormat::name() const {
   std::string s = "w" + std::to_string(bits);
   if (group_size > 0) s += "g" + std::to_string(group_size);
   if (symmetric) s += "s";
+  if (dsq) s += "d";
   return s;
 }
 
@@ -62,7 +66,7 @@ QFormat QFormat::parse(const std::string& text) {
   for (char c : text) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   auto bad = [&](const std::string& why) {
     throw UsageError("bad quantization format '" + text + "': " + why +
-                     " (use e.g. w4g128, w4 for per-channel, w3g64s for symmetric; bits 2..8)");
+                     " (use e.g. w4g128, w4 for per-channel, w3g64s for symmetric, w2g128d for DSQ; bits 2..8)");
   };
   QFormat f;
   size_t pos = 0;
@@ -81,12 +85,54 @@ QFormat QFormat::parse(const std::string& text) {
     f.symmetric = true;
     ++pos;
   }
+  if (pos < s.size() && s[pos] == 'd') {
+    if (f.symmetric) bad("DSQ formats are not symmetric (drop the 's')");
+    if (f.bits > 3) bad("DSQ formats have 2 or 3 bits");
+    f.dsq = true;
+    ++pos;
+  }
   if (pos != s.size()) bad("unexpected '" + s.substr(pos) + "'");
   return f;
 }
 
+at::Tensor dsq_levels(const at::Tensor& r) {
+  const int64_t bits = r.size(-1), n = int64_t(1) << bits;
+  // signs[code, k] = 2 * bit_k(code) - 1: [2^bits, bits]
+  at::Tensor code = at::arange(n, r.options().dtype(at::kLong)).unsqueeze(1);
+  at::Tensor pow2 = at::pow(2, at::arange(bits, r.options().dtype(at::kLong))).unsqueeze(0);
+  at::Tensor signs = code.div(pow2, "floor").remainder_(2).mul_(2).sub_(1).to(r.scalar_type());
+  return at::matmul(r, signs.t());
+}
+
+namespace {
+
+// DSQ: w = col_scale[j] * levels[r, g(j), codes[r, j]].
+at::Tensor dequantize_dsq(const QTensor& q) {
+  const int64_t out = q.codes.size(0), in = q.codes.size(1);
+  const int64_t G = q.format.groups(in), width = q.format.group_width(in);
+  SQ_CHECK(!q.g_idx.defined(), "QTensor " << q.format.name() << ": DSQ formats take no g_idx");
+  SQ_CHECK(q.levels_r.defined() && q.levels_r.dim() == 3 && q.levels_r.size(0) == out &&
+               q.levels_r.size(1) == G && q.levels_r.size(2) == q.format.bits,
+           "QTensor " << q.format.name() << ": levels_r " << (q.levels_r.defined() ? q.levels_r.sizes() : at::IntArrayRef{})
+                      << " does not match codes [" << out << ", " << in << "] with " << G << " groups, expected ["
+                      << out << ", " << G << ", " << q.format.bits << "]");
+  at::Tensor L = dsq_levels(q.levels_r.to(q.codes.device(), at::kFloat));  // [out, G, 2^bits]
+  at::Tensor idx = q.codes.to(at::kLong).view({out, G, width});           // [out, G, width]
+  at::Tensor w = at::gather(L, 2, idx).view({out, in});                   // [out, in]
+  if (q.col_scale.defined()) {
+    SQ_CHECK(q.col_scale.dim() == 1 && q.col_scale.size(0) == in,
+             "QTensor " << q.format.name() << ": col_scale has shape " << q.col_scale.sizes() << ", expected [" << in
+                        << "]");
+    w.mul_(q.col_scale.to(q.codes.device(), at::kFloat).unsqueeze(0));
+  }
+  return w;
+}
+
+}  // namespace
+
 at::Tensor QTensor::dequantize() const {
   SQ_CHECK(codes.defined() && codes.dim() == 2, "QTensor: codes must be a defined [out, in] tensor");
+  if (format.dsq) return dequantize_dsq(*this);
   const int64_t out = codes.size(0), in = codes.size(1);
   const int64_t G = g_idx.defined() ? scales.size(1) : format.groups(in);
   SQ_CHECK(scales.dim() == 2 && scales.size(0) == out && scales.size(1) == G && zeros.sizes() == scales.sizes(),
@@ -107,8 +153,36 @@ at::Tensor QTensor::dequantize() const {
   return s.unsqueeze(2).mul(c3.sub(z.unsqueeze(2))).view({out, in});
 }
 
-double bits_per_weight(const QFormat& f, int64_t out_features, int64_t in_features, bool with_g_idx) {
+QTensor QTensor::to(const c10::Device& device) const {
+  auto mv = [&](const at::Tensor& t) { return t.defined() ? t.to(device) : t; };
+  QTensor q;
+  q.format = format;
+  q.codes = mv(codes);
+  q.scales = mv(scales);
+  q.zeros = mv(zeros);
+  q.g_idx = mv(g_idx);
+  q.levels_r = mv(levels_r);
+  q.col_scale = mv(col_scale);
+  return q;
+}
+
+at::Tensor take_column_scale(QTensor& q) {
+  SQ_CHECK(q.format.dsq, "take_column_scale: format " << q.format.name() << " has no column scale (DSQ only)");
+  SQ_CHECK(q.col_scale.defined(), "take_column_scale: the column scale was already taken (absorbed)");
+  at::Tensor c = q.col_scale;
+  q.col_scale = at::Tensor();
+  return c;
+}
+
+double bits_per_weight(const QFormat& f, int64_t out_features, int64_t in_features, bool with_g_idx,
+                       bool with_col_scale) {
   const double groups = static_cast<double>(f.groups(in_features));
+  if (f.dsq) {
+    SQ_CHECK(!with_g_idx, "bits_per_weight: DSQ format " << f.name() << " takes no g_idx");
+    double bpw = f.bits + groups * 16.0 * f.bits / static_cast<double>(in_features);
+    if (with_col_scale) bpw += 16.0 / static_cast<double>(out_features);
+    return bpw;
+  }
   const double per_group = 16.0 + (f.symmetric ? 0.0 : f.bits);  // fp16 scale + packed zero
   double bpw = f.bits + groups * per_group / static_cast<double>(in_features);
   if (with_g_idx) bpw += 32.0 / static_cast<double>(out_features);

@@ -1,8 +1,11 @@
 // quant/gptq: GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for
 // Generative Pre-trained Transformers", Algorithm 1; IST-DASLab/gptq gptq.py `fasterquant`;
-// METHODS.md section 5.2) and the Hessian accumulator of its `add_batch`.
-// Owns the column order (natural, act-order, group-preserving), damping, the upper Cholesky
-// factor of H^-1 and the lazy block updates; the quantizer itself is quant/rtn.
+// METHODS.md section 5.2) and the Hessian accumulator of its `add_batch`; GPTAQ (Li et al.
+// 2025, "GPTQv2", as used by D²Quant arXiv 2602.02546; METHODS.md 2.2 step 2 and 5.9) as
+// the same loop plus the P term, and its dXXT accumulator.
+// Owns the column order (natural, act-order, group-preserving = D²Quant's GAR), damping,
+// the upper Cholesky factor of H^-1 and the lazy block updates; the quantizers themselves
+// are quant/rtn (uniform grids) and quant/dsq (DSQ levels).
 // One difference from gptq.py: dynamic group parameters are found on the truly current
 // columns (gptq.py reads the block's columns before their in-block updates), so the result
 // does not depend on block_size. Runs on W's device with no host sync in the column loop.
@@ -16,6 +19,7 @@
 #include <vector>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/quant/dsq.h"
 
 namespace sq {
 
@@ -40,6 +44,29 @@ void HessianAccumulator::add(const at::Tensor& X) {
   H_.addmm_(x.t(), x);
 }
 
+CrossAccumulator::CrossAccumulator(int64_t in_features) : in_(in_features) {
+  SQ_CHECK(in_features > 0, "CrossAccumulator: in_features must be positive, got " << in_features);
+  D_ = at::zeros({in_, in_}, at::kFloat);  // moves to the inputs' device on the first add
+}
+
+void CrossAccumulator::add(const at::Tensor& X_fp, const at::Tensor& X_q) {
+  SQ_CHECK(X_fp.defined() && X_q.defined() && X_fp.sizes() == X_q.sizes() && X_q.dim() >= 1 && X_q.size(-1) == in_,
+           "CrossAccumulator: inputs have shapes " << (X_fp.defined() ? X_fp.sizes() : at::IntArrayRef{}) << " (fp) and "
+                                                   << (X_q.defined() ? X_q.sizes() : at::IntArrayRef{})
+                                                   << " (quantized), expected equal shapes [..., " << in_ << "]");
+  at::Tensor xq = X_q.reshape({-1, in_}).to(at::kFloat);                 // [tokens, in]
+  at::Tensor xf = X_fp.reshape({-1, in_}).to(xq.device(), at::kFloat);  // [tokens, in]
+  const int64_t t = xq.size(0);
+  if (t == 0) return;
+  if (n_ == 0 && D_.device() != xq.device()) D_ = at::zeros({in_, in_}, xq.options());
+  SQ_CHECK(D_.device() == xq.device(),
+           "CrossAccumulator: input on " << xq.device() << " but dXXT is on " << D_.device());
+  D_.mul_(static_cast<double>(n_) / static_cast<double>(n_ + t));
+  n_ += t;
+  const double s = 2.0 / static_cast<double>(n_);
+  D_.addmm_(xf.sub(xq).t(), xq, /*beta=*/1, /*alpha=*/s);
+}
+
 namespace {
 
 // Processing order of the columns: perm[k] = original column processed k-th. [in] long.
@@ -62,14 +89,19 @@ at::Tensor column_order(const at::Tensor& diag, GptqOrder order, int64_t width) 
 }
 
 // The current values of the permuted columns [c, c + width), c = i1 + i, inside block
-// [i1, i2): the in-block part from W1, the rest from W with this block's pending update.
-at::Tensor current_group(const at::Tensor& W, const at::Tensor& W1, const at::Tensor& Err1,
-                         const at::Tensor& U, int64_t i1, int64_t i2, int64_t i, int64_t width) {
+// [i1, i2): the in-block part from W1, the rest from W with this block's pending update
+// (GPTAQ: P defined, W1's first i columns are the pre-quantization w_j).
+at::Tensor current_group(const at::Tensor& W, const at::Tensor& W1, const at::Tensor& Err1, const at::Tensor& U,
+                         const at::Tensor& P, int64_t i1, int64_t i2, int64_t i, int64_t width) {
   const int64_t c = i1 + i, end = std::min(c + width, W.size(1));
   at::Tensor inside = W1.narrow(1, i, std::min(end, i2) - c);  // [out, *]
   if (end <= i2) return inside;
   at::Tensor rest = W.narrow(1, i2, end - i2);  // [out, end - i2]
-  if (i > 0) rest = rest - Err1.narrow(1, 0, i).mm(U.narrow(0, i1, i).narrow(1, i2, end - i2));
+  if (i > 0) {
+    at::Tensor upd = Err1.narrow(1, 0, i).mm(U.narrow(0, i1, i).narrow(1, i2, end - i2));
+    if (P.defined()) upd.sub_(W1.narrow(1, 0, i).mm(P.narrow(0, i1, i).narrow(1, i2, end - i2)));
+    rest = rest - upd;
+  }
   return at::cat({inside, rest}, 1);
 }
 
@@ -87,10 +119,9 @@ at::Tensor upper_cholesky_of_inverse(const at::Tensor& H, const QFormat& f, doub
   return U;
 }
 
-}  // namespace
-
-GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const QFormat& f,
-                         const GptqOptions& opts) {
+// GPTQ, or GPTAQ when dXXT_in is defined: one column loop for both.
+GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, const at::Tensor& dXXT_in,
+                            const QFormat& f, const GptqOptions& opts) {
   SQ_CHECK(W_in.defined() && W_in.dim() == 2, "gptq: expected a weight [out, in]");
   const int64_t out = W_in.size(0), in = W_in.size(1);
   f.check(out, in, "gptq weight");
@@ -98,6 +129,11 @@ GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const Q
            "gptq: Hessian has shape " << H_in.sizes() << ", expected [" << in << ", " << in << "]");
   SQ_CHECK(opts.block_size >= 1, "gptq: block_size must be >= 1, got " << opts.block_size);
   SQ_CHECK(opts.percdamp >= 0, "gptq: percdamp must be >= 0, got " << opts.percdamp);
+  const bool gptaq = dXXT_in.defined();
+  SQ_CHECK(!gptaq || (dXXT_in.dim() == 2 && dXXT_in.size(0) == in && dXXT_in.size(1) == in),
+           "gptaq: dXXT has shape " << dXXT_in.sizes() << ", expected [" << in << ", " << in << "]");
+  SQ_CHECK(!f.dsq || opts.order == GptqOrder::Natural || opts.order == GptqOrder::GroupPreserving,
+           "gptq: DSQ format " << f.name() << " needs contiguous groups: use order natural or group_preserving");
   const int64_t G = f.groups(in), width = f.group_width(in), maxq = f.maxq();
   const auto fopt = W_in.options().dtype(at::kFloat);
 
@@ -109,6 +145,8 @@ GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const Q
   at::Tensor dead = H.diagonal().eq(0);  // [in]
   H.diagonal().masked_fill_(dead, 1);
   at::Tensor W = W0.masked_fill(dead.unsqueeze(0), 0);  // [out, in]
+  at::Tensor D;  // [in, in] GPTAQ's dXXT, working copy
+  if (gptaq) D = dXXT_in.to(W0.device(), at::kFloat).masked_fill(dead.unsqueeze(0), 0);
 
   // 2. Column order; col_group[k] = the scales column used by the k-th processed column.
   at::Tensor perm = column_order(H.diagonal(), opts.order, width);  // [in]
@@ -122,9 +160,24 @@ GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const Q
   std::vector<int64_t> col_group(in);
   for (int64_t k = 0; k < in; ++k) col_group[k] = (with_g_idx ? k : perm_host[k]) / width;
 
-  at::Tensor scales = at::empty({out, G}, fopt);  // [out, G]
-  at::Tensor zeros = at::empty({out, G}, fopt);   // [out, G]
-  if (static_params) {  // every group's parameters from the original (dead-zeroed) W
+  at::Tensor scales, zeros;  // [out, G] uniform formats
+  at::Tensor levels_r;       // [out, G, bits] DSQ formats
+  at::Tensor cscale;         // [in] DSQ column scales in processing order
+  if (f.dsq) {
+    levels_r = at::empty({out, G, f.bits}, fopt);
+    cscale = at::empty({in}, fopt);
+  } else {
+    scales = at::empty({out, G}, fopt);
+    zeros = at::empty({out, G}, fopt);
+  }
+  if (static_params && f.dsq) {  // every group fitted on the original (dead-zeroed) W
+    for (int64_t g = 0; g < G; ++g) {
+      DsqFit fit = dsq_fit(W.narrow(1, g * width, width), f.bits, opts.dsq_iters);
+      levels_r.select(1, g).copy_(fit.r);
+      cscale.narrow(0, g * width, width).copy_(fit.c);  // original order, permuted below
+    }
+    cscale = cscale.index_select(0, perm);
+  } else if (static_params) {  // every group's parameters from the original (dead-zeroed) W
     QParams p = find_params(W.reshape({out * G, width}), f.bits, f.symmetric, opts.clip);
     scales.copy_(p.scale.view({out, G}));
     zeros.copy_(p.zero.view({out, G}));
@@ -132,11 +185,14 @@ GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const Q
   if (opts.order != GptqOrder::Natural) {
     W = W.index_select(1, perm);
     H = H.index_select(0, perm).index_select(1, perm);
+    if (gptaq) D = D.index_select(0, perm).index_select(1, perm);
   }
 
-  // 3-4. Damping and U = chol(H^-1, upper).
+  // 3-4. Damping and U = chol(H^-1, upper); GPTAQ: P = alpha * triu(dXXT U^T, 1) U.
   H.diagonal().add_(H.diagonal().mean().mul(opts.percdamp));
   at::Tensor U = upper_cholesky_of_inverse(H, f, opts.percdamp);  // [in, in]
+  at::Tensor P;                                                    // [in, in] strictly upper
+  if (gptaq) P = at::triu(D.mm(U.t()), 1).mm(U).mul_(opts.gptaq_alpha);
 
   // 5-6. Lazy blocks: quantize column by column inside a block, update the rest at its end.
   at::Tensor Qc = at::empty({out, in}, fopt);  // [out, in] codes in processing order
@@ -146,21 +202,42 @@ GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const Q
     at::Tensor Err1 = at::zeros({out, count}, fopt);  // [out, count]
     at::Tensor U1 = U.narrow(0, i1, count).narrow(1, i1, count);  // [count, count]
     for (int64_t i = 0; i < count; ++i) {
-      const int64_t col = i1 + i;
+      const int64_t col = i1 + i, g = col_group[col];
       if (!static_params && col % width == 0) {
-        QParams p = find_params(current_group(W, W1, Err1, U, i1, i2, i, width), f.bits, f.symmetric, opts.clip);
-        scales.narrow(1, col_group[col], 1).copy_(p.scale);
-        zeros.narrow(1, col_group[col], 1).copy_(p.zero);
+        at::Tensor cur = current_group(W, W1, Err1, U, P, i1, i2, i, width);  // [out, width]
+        if (f.dsq) {
+          DsqFit fit = dsq_fit(cur, f.bits, opts.dsq_iters);
+          levels_r.select(1, g).copy_(fit.r);
+          cscale.narrow(0, col, width).copy_(fit.c);
+        } else {
+          QParams p = find_params(cur, f.bits, f.symmetric, opts.clip);
+          scales.narrow(1, g, 1).copy_(p.scale);
+          zeros.narrow(1, g, 1).copy_(p.zero);
+        }
       }
-      QParams p{scales.narrow(1, col_group[col], 1), zeros.narrow(1, col_group[col], 1)};  // [out, 1]
-      at::Tensor w = W1.narrow(1, i, 1);        // [out, 1]
-      at::Tensor q = quantize_codes(w, p, maxq);  // [out, 1]
+      at::Tensor w = W1.narrow(1, i, 1);  // [out, 1]; never updated again: the pre-quantization w_j
+      at::Tensor q, dq;                   // [out, 1] codes and dequantized column
+      if (f.dsq) {
+        std::tie(q, dq) = dsq_nearest(w, cscale.narrow(0, col, 1), levels_r.select(1, g));
+      } else {
+        QParams p{scales.narrow(1, g, 1), zeros.narrow(1, g, 1)};  // [out, 1]
+        q = quantize_codes(w, p, maxq);
+        dq = p.scale.mul(q.sub(p.zero));
+      }
       Qc.narrow(1, col, 1).copy_(q);
-      at::Tensor err = w.sub(p.scale.mul(q.sub(p.zero))).div_(U1.select(0, i).select(0, i));  // [out, 1]
+      at::Tensor err = w.sub(dq).div_(U1.select(0, i).select(0, i));  // [out, 1]
       Err1.narrow(1, i, 1).copy_(err);
-      if (i + 1 < count) W1.narrow(1, i + 1, count - i - 1).sub_(err.mm(U1.narrow(0, i, 1).narrow(1, i + 1, count - i - 1)));
+      if (i + 1 < count) {
+        at::Tensor upd = err.mm(U1.narrow(0, i, 1).narrow(1, i + 1, count - i - 1));  // [out, rest of block]
+        if (gptaq) upd.sub_(w.mm(P.narrow(0, col, 1).narrow(1, col + 1, count - i - 1)));
+        W1.narrow(1, i + 1, count - i - 1).sub_(upd);
+      }
     }
-    if (i2 < in) W.narrow(1, i2, in - i2).sub_(Err1.mm(U.narrow(0, i1, count).narrow(1, i2, in - i2)));
+    if (i2 < in) {
+      at::Tensor upd = Err1.mm(U.narrow(0, i1, count).narrow(1, i2, in - i2));  // [out, in - i2]
+      if (gptaq) upd.sub_(W1.mm(P.narrow(0, i1, count).narrow(1, i2, in - i2)));
+      W.narrow(1, i2, in - i2).sub_(upd);
+    }
   }
 
   // 7. Back to the original column order.
@@ -168,14 +245,29 @@ GptqResult gptq_quantize(const at::Tensor& W_in, const at::Tensor& H_in, const Q
   r.q.format = f;
   r.q.scales = scales;
   r.q.zeros = zeros;
+  r.q.levels_r = levels_r;
+  r.q.col_scale = cscale;
   if (opts.order != GptqOrder::Natural) {
     at::Tensor invperm = at::empty_like(perm).scatter_(0, perm, at::arange(in, perm.options()));  // [in]
     Qc = Qc.index_select(1, invperm);
+    if (f.dsq) r.q.col_scale = cscale.index_select(0, invperm);
     if (with_g_idx) r.q.g_idx = invperm.div(width, "floor").to(at::kInt);
   }
   r.q.codes = Qc.to(at::kByte);
   r.error = output_error(W0, r.q.dequantize(), H_in);
   return r;
+}
+
+}  // namespace
+
+GptqResult gptq_quantize(const at::Tensor& W, const at::Tensor& H, const QFormat& f, const GptqOptions& opts) {
+  return quantize_columns(W, H, at::Tensor(), f, opts);
+}
+
+GptqResult gptaq_quantize(const at::Tensor& W, const at::Tensor& H, const at::Tensor& dXXT, const QFormat& f,
+                          const GptqOptions& opts) {
+  SQ_CHECK(dXXT.defined(), "gptaq: dXXT is undefined (use gptq_quantize for plain GPTQ)");
+  return quantize_columns(W, H, dXXT, f, opts);
 }
 
 double output_error(const at::Tensor& W, const at::Tensor& Q, const at::Tensor& H) {

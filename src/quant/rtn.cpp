@@ -10,6 +10,7 @@
 #include <ATen/ATen.h>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/quant/dsq.h"
 
 namespace sq {
 
@@ -85,6 +86,7 @@ at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq) {
 
 QTensor rtn_quantize(const at::Tensor& W, const QFormat& f, const ClipSearch& clip) {
   SQ_CHECK(W.dim() == 2, "rtn_quantize: expected a weight [out, in], got " << W.sizes());
+  if (f.dsq) return dsq_rtn_quantize(W, f);
   const int64_t out = W.size(0), in = W.size(1);
   f.check(out, in, "rtn_quantize weight");
   const int64_t G = f.groups(in), width = f.group_width(in);

@@ -5,6 +5,9 @@
 //   NAME.scales   float16 [out, groups]
 //   NAME.qzeros   int32 [out, ceil(groups * bits / 32)] zeros, bit-packed (asymmetric only)
 //   NAME.g_idx    int32 [in]                            only when the QTensor has one
+// DSQ formats ("w2g128d"; D²Quant arXiv 2602.02546) store, instead of scales/qzeros/g_idx:
+//   NAME.dsq_r     float16 [out, groups, bits]   row scales r_k per (row, group)
+//   NAME.col_scale float16 [in]                  column scales, only when not absorbed
 // Bit order: each row is one little-endian bit stream; code j occupies stream bits
 // [j*bits, (j+1)*bits), least significant bit first; stream bit k is bit (k % 32) of
 // word k / 32. Codes may straddle words (3, 5, 6, 7 bits). Unused high bits are zero.

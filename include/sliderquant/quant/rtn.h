@@ -31,7 +31,7 @@ QParams find_params(const at::Tensor& W, int bits, bool symmetric, const ClipSea
 // float32 tensor holding integers (convert with .to(kByte) for a QTensor).
 at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq);
 
-// RTN of a whole weight [out, in] in its format.
+// RTN of a whole weight [out, in] in its format (DSQ formats: dsq_rtn_quantize, no clip).
 QTensor rtn_quantize(const at::Tensor& W, const QFormat& f, const ClipSearch& clip = {});
 
 }  // namespace sq
