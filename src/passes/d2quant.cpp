@@ -12,6 +12,7 @@
 #include "sliderquant/pipeline/pass.h"
 #include "sliderquant/pipeline/sequencer.h"
 #include "sliderquant/pipeline/session.h"
+#include "sliderquant/quant/dsq.h"
 #include "sliderquant/quant/gptq.h"
 #include "sliderquant/transform/rotation.h"
 
@@ -74,20 +75,22 @@ void run(Session& s, const nlohmann::json& o) {
       at::Tensor W = ss.linear(name).weight.to(in.H.device(), at::kFloat);
       QTensor q = (in.dXXT.defined() ? gptaq_quantize(W, in.H, in.dXXT, f, g) : gptq_quantize(W, in.H, f, g)).q;
       q = to_cpu(q);
+      SQ_CHECK(!f.dsq || (name.size() > 8 && name.compare(name.size() - 8, 8, "mlp.down") == 0),
+               "d2quant: DSQ format " << f.name() << " on " << name
+                                      << ": DSQ is for mlp.down only (its column scale is absorbed into up_proj)");
       if (f.dsq && q.col_scale.defined()) {
         // Absorb the column scale into up_proj's rows: down(silu(gate) * up) with up's row j
         // times c_j and down's column j divided by c_j is the same function.
         const std::string up = name.substr(0, name.size() - std::string("down").size()) + "up";
-        at::Tensor c = take_column_scale(q);  // [I]
         auto it = ss.quantized.find(up);
         if (it != ss.quantized.end()) {
           QTensor uq = it->second;
-          SQ_CHECK(!uq.format.dsq, "cannot absorb the DSQ column scale into a DSQ up_proj (" << up << ")");
-          uq.scales = (uq.scales * c.unsqueeze(1)).to(at::kHalf).to(at::kFloat);  // fp16 as stored
-          if (ss.linear(up).bias.defined()) ss.linear(up).bias = ss.linear(up).bias.to(at::kFloat) * c;
+          SQ_CHECK(!ss.linear(up).bias.defined(), "cannot absorb a DSQ column scale into " << up << " with a bias");
+          absorb_column_scale(q, uq);  // up's row scales times c, as stored (fp16)
           ss.set_quantized(up, std::move(uq));
         } else {
-          Linear& ul = ss.linear(up);  // up_proj kept in full precision: scale its rows
+          at::Tensor c = take_column_scale(q);  // up_proj kept in full precision: scale its rows
+          Linear& ul = ss.linear(up);
           ul.weight = ul.weight.to(at::kFloat) * c.unsqueeze(1);
           if (ul.bias.defined()) ul.bias = ul.bias.to(at::kFloat) * c;
         }
