@@ -47,10 +47,15 @@ TARGET_GPU_BYTES = 20e9
 # into --work by tiny_recipes() because the bundled ones do not fit hidden 64.
 DEFAULT_RECIPES = {
     "stories260K": ["configs/test/stories-rtn-w4-pc.json", "configs/test/stories-gptq-w4-pc.json",
-                    "configs/test/stories-rtn-w2-pc.json", "configs/test/stories-gptq-w2-pc.json"],
+                    "configs/test/stories-rtn-w2-pc.json", "configs/test/stories-gptq-w2-pc.json",
+                    # D²Quant at 2 bits and its ablation table (one piece off per row)
+                    "configs/test/stories-d2quant-w2.json",
+                    "configs/test/stories-d2quant-w2-no-rotate.json", "configs/test/stories-d2quant-w2-no-gptaq.json",
+                    "configs/test/stories-d2quant-w2-no-dsq.json", "configs/test/stories-d2quant-w2-no-dac.json"],
     "tiny": ["@tiny-rtn-w4g32", "@tiny-gptq-w4g32", "@tiny-rtn-w4-pc", "@tiny-gptq-w4-pc"],
 }
-DEFAULT_RECIPES_7B = ["gptq-w4g128", "rtn-w4g128"]   # GPTQ first: it is the row with a target
+# GPTQ first: it is the row with a target; D²Quant's target is within 1.5x of GPTQ's time.
+DEFAULT_RECIPES_7B = ["gptq-w4g128", "rtn-w4g128", "d2quant-w2g128"]
 
 GPTQ_OPTIONS = {"damp": 0.01, "block_size": 128, "order": "group_preserving",
                 "static_groups": False, "mse": False}
