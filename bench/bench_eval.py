@@ -47,7 +47,7 @@ def now_iso():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run(cmd, timeout=None):
+def run(cmd, timeout=None, tag="bench_eval", tail=15, note=""):
     """Runs cmd, echoing it; returns (rc, seconds, combined output tail)."""
     log("+ " + " ".join(cmd))
     if timeout is not None and timeout == float("inf"):
@@ -60,10 +60,10 @@ def run(cmd, timeout=None):
     except subprocess.TimeoutExpired as e:
         rc = 124
         out = (e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or ""))
-        out += "\n[bench_eval: killed after %.0f s]" % timeout
+        out += "\n[%s: killed after %.0f s%s]" % (tag, timeout, note)
     dt = time.monotonic() - t0
     if out.strip():
-        for line in out.strip().splitlines()[-15:]:
+        for line in out.strip().splitlines()[-tail:]:
             log("  | " + line)
     return rc, dt, out
 

@@ -92,22 +92,7 @@ def recipe_label(r):
 
 def run(cmd, timeout=None):
     """Runs cmd, echoing it; returns (rc, wall seconds, combined output)."""
-    be.log("+ " + " ".join(cmd))
-    if timeout == float("inf"):
-        timeout = None
-    t0 = time.monotonic()
-    try:
-        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=timeout)
-        rc, out = p.returncode, p.stdout
-    except subprocess.TimeoutExpired as e:
-        rc = 124
-        out = e.stdout.decode(errors="replace") if isinstance(e.stdout, bytes) else (e.stdout or "")
-        out += "\n[bench_quantize: killed after %.0f s (time budget)]" % timeout
-    dt = time.monotonic() - t0
-    for line in out.strip().splitlines()[-12:]:
-        be.log("  | " + line)
-    return rc, dt, out
+    return be.run(cmd, timeout, tag="bench_quantize", tail=12, note=" (time budget)")
 
 
 def dir_bytes(path):

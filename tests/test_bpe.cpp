@@ -17,12 +17,14 @@
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/data/tokenizer.h"
+#include "test_util.h"
 
 using namespace sq;
 namespace fs = std::filesystem;
 using Ids = std::vector<int64_t>;
 
 namespace {
+using sq::testing::error_of;
 
 const std::string kTok = SQ_FIXTURES_DIR "/tokenizers";
 
@@ -68,15 +70,6 @@ std::string random_text(std::mt19937& rng, bool nfc_stable) {
     s += utf8(std::uniform_int_distribution<uint32_t>(lo, hi)(rng));
   }
   return s;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 std::string fresh_dir(const std::string& name) {

@@ -13,11 +13,13 @@
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/data/dataset.h"
+#include "test_util.h"
 
 using namespace sq;
 namespace fs = std::filesystem;
 
 namespace {
+using sq::testing::error_of;
 
 std::string xz_compress(const std::string& s) {
   std::string out(lzma_stream_buffer_bound(s.size()), '\0');
@@ -28,15 +30,6 @@ std::string xz_compress(const std::string& s) {
   EXPECT_EQ(r, LZMA_OK);
   out.resize(pos);
   return out;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 // A data dir with all three named sets; c4 has 1102 docs so the 1100 cut shows.

@@ -12,10 +12,12 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/pack/native.h"
+#include "test_util.h"
 
 using namespace sq;
 
 namespace {
+using sq::testing::error_of;
 
 using Named = std::vector<std::pair<std::string, at::Tensor>>;
 
@@ -54,16 +56,6 @@ uint32_t word(const at::Tensor& words, int64_t r, int64_t i) {
   return uint32_t(words[r][i].item<int32_t>());
 }
 
-// Runs FN, expects sq::Error, returns its message.
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected sq::Error";
-  return "";
-}
 
 QTensor random_qtensor(const QFormat& f, int64_t out, int64_t in, bool with_g_idx) {
   const int64_t groups = f.group_size < 0 ? 1 : in / f.group_size;

@@ -15,22 +15,14 @@
 #include "sliderquant/quant/format.h"
 #include "sliderquant/quant/gptq.h"
 #include "sliderquant/quant/rtn.h"
+#include "test_util.h"
 
 using namespace sq;
 
 namespace {
+at::Tensor randn(at::IntArrayRef shape, uint64_t seed) { return sq::testing::seeded_randn(shape, seed); }
+using sq::testing::correlated_inputs;
 
-at::Tensor randn(at::IntArrayRef shape, uint64_t seed) {
-  return at::randn(shape, at::detail::createCPUGenerator(seed), at::kFloat);
-}
-
-// Inputs with correlated features and uneven scales: X = (Z A) * colscale. [n, in]
-at::Tensor correlated_inputs(int64_t n, int64_t in, uint64_t seed) {
-  at::Tensor Z = randn({n, in}, seed);
-  at::Tensor A = randn({in, in}, seed + 1).div(std::sqrt(double(in))).add(at::eye(in));
-  at::Tensor colscale = randn({in}, seed + 2).mul(0.5).exp();
-  return Z.mm(A).mul(colscale);
-}
 
 at::Tensor hessian_of(const at::Tensor& X) {
   HessianAccumulator acc(X.size(1));

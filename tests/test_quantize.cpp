@@ -27,21 +27,13 @@
 using namespace sq;
 
 namespace {
+using sq::testing::error_of;
 
 const std::string kModel = std::string(SQ_FIXTURES_DIR) + "/stories260K/hf";
 const std::string kText = std::string(SQ_FIXTURES_DIR) + "/text/wikitext2_head.txt";
 const std::string kConfigs = std::string(SQ_SOURCE_DIR) + "/configs";
 
 std::string tmp(const std::string& name) { return sq::testing::fresh_path("q_" + name); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
-}
 
 const char* kGptqSmall = R"({"name": "t", "format": "w4",
   "calibration": {"dataset": "x", "samples": 8, "seqlen": 64, "seed": 1},

@@ -12,11 +12,13 @@
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/data/tokenizer.h"
+#include "test_util.h"
 
 using namespace sq;
 namespace fs = std::filesystem;
 
 namespace {
+using sq::testing::error_of;
 
 const std::string kStories = SQ_FIXTURES_DIR "/stories260K/hf";
 const std::string kLlama2 = SQ_FIXTURES_DIR "/llama2_tokenizer";
@@ -26,15 +28,6 @@ std::string fresh_dir(const std::string& name) {
   fs::remove_all(d);
   fs::create_directories(d);
   return d.string();
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 }  // namespace

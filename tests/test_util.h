@@ -9,10 +9,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <cstdio>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "sliderquant/core/error.h"
 #include "sliderquant/data/tokenizer.h"
 #include "sliderquant/model/forward.h"
 #include "sliderquant/model/model.h"
@@ -45,6 +48,29 @@ inline std::string fresh_path(const std::string& name, bool make = false) {
   std::string cmd = "rm -rf '" + d + "'" + (make ? " && mkdir -p '" + d + "'" : std::string());
   EXPECT_EQ(std::system(cmd.c_str()), 0);
   return d;
+}
+
+// The message of the sq::Error F throws, or "<no error>".
+inline std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// Standard normal values from an explicitly seeded generator (no global RNG state).
+inline at::Tensor seeded_randn(at::IntArrayRef shape, uint64_t seed) {
+  return at::randn(shape, at::detail::createCPUGenerator(seed), at::kFloat);
+}
+
+// Inputs with correlated features and uneven scales: X = (Z A) * colscale. [n, in]
+inline at::Tensor correlated_inputs(int64_t n, int64_t in, uint64_t seed) {
+  at::Tensor Z = seeded_randn({n, in}, seed);
+  at::Tensor A = seeded_randn({in, in}, seed + 1).div(std::sqrt(double(in))).add(at::eye(in));
+  at::Tensor colscale = seeded_randn({in}, seed + 2).mul(0.5).exp();
+  return Z.mm(A).mul(colscale);
 }
 
 // In-domain text for a TinyStories model: N stories of LEN tokens sampled from the
