@@ -83,17 +83,14 @@ void run(Session& s, const nlohmann::json& o) {
         // times c_j and down's column j divided by c_j is the same function.
         const std::string up = name.substr(0, name.size() - std::string("down").size()) + "up";
         auto it = ss.quantized.find(up);
-        if (it != ss.quantized.end()) {
-          QTensor uq = it->second;
-          SQ_CHECK(!ss.linear(up).bias.defined(), "cannot absorb a DSQ column scale into " << up << " with a bias");
-          absorb_column_scale(q, uq);  // up's row scales times c, as stored (fp16)
-          ss.set_quantized(up, std::move(uq));
-        } else {
-          at::Tensor c = take_column_scale(q);  // up_proj kept in full precision: scale its rows
-          Linear& ul = ss.linear(up);
-          ul.weight = ul.weight.to(at::kFloat) * c.unsqueeze(1);
-          if (ul.bias.defined()) ul.bias = ul.bias.to(at::kFloat) * c;
-        }
+        // The scale goes into up's quantization scales, which the block checkpoint records; a
+        // full-precision up_proj would lose it on resume, so it is refused.
+        SQ_CHECK(it != ss.quantized.end(), "d2quant: DSQ on " << name << " needs " << up
+                                               << " quantized too (its column scale is absorbed into up's scales)");
+        QTensor uq = it->second;
+        SQ_CHECK(!ss.linear(up).bias.defined(), "cannot absorb a DSQ column scale into " << up << " with a bias");
+        absorb_column_scale(q, uq);  // up's row scales times c, as stored (fp16)
+        ss.set_quantized(up, std::move(uq));
       }
       ss.set_quantized(name, std::move(q));
     }
