@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "commands.h"
 #include "sliderquant/core/error.h"
@@ -24,15 +23,6 @@
 
 namespace sq::cli {
 namespace {
-
-std::vector<std::string> split_commas(const std::string& s) {
-  std::vector<std::string> out;
-  std::stringstream ss(s);
-  std::string item;
-  while (std::getline(ss, item, ','))
-    if (!item.empty()) out.push_back(item);
-  return out;
-}
 
 c10::ScalarType choose_dtype(const std::string& name, c10::Device dev) {
   if (name == "auto") return dev.is_cuda() ? c10::kBFloat16 : c10::kFloat;
@@ -69,7 +59,7 @@ void run_kld(const EvalArgs& a, const std::vector<TextDataset>& sets, const Mode
     ko.progress = !quiet;
     ko.label = "kld " + ds.name;
     KldResult r = kl_divergence(runner, base_runner, ids, ko);
-    std::string shown = ds.name.substr(ds.name.find_last_of('/') + 1);
+    const std::string shown = short_name(ds.name);
     std::printf("%-12s %8lld %10lld %11.6f %11.6f %11.6f %8.4f %9.2f\n", shown.c_str(), (long long)r.windows,
                 (long long)r.tokens, r.mean_kl, r.median_kl, r.p99_kl, r.top1_agreement, r.seconds);
     std::fflush(stdout);
@@ -219,7 +209,7 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
     po.progress = !common.quiet;
     po.label = ds.name;
     PplResult r = perplexity(runner, ids, po);
-    std::string shown = ds.name.substr(ds.name.find_last_of('/') + 1);
+    const std::string shown = short_name(ds.name);
     std::printf("%-12s %-9s %7lld %8lld %10lld %12.4f %10.1f %9.2f\n", shown.c_str(), r.protocol.c_str(),
                 (long long)r.seqlen, (long long)r.windows, (long long)r.tokens_total, r.ppl, r.tokens_per_second,
                 r.seconds);

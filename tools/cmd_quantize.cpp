@@ -52,20 +52,10 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     return 0;
   }
 
+  std::vector<TextDataset> eval_sets;  // resolved before the long work so a typo fails at once
+  for (const std::string& name : split_commas(a.eval)) eval_sets.push_back(load_text_dataset(name, a.data_dir));
   Model model = load_model(model_dir);
   auto tok = load_tokenizer(model_dir);
-  std::vector<TextDataset> eval_sets;
-  if (!a.eval.empty()) {
-    std::string item;
-    for (size_t p = 0; p <= a.eval.size(); ++p) {
-      if (p == a.eval.size() || a.eval[p] == ',') {
-        if (!item.empty()) eval_sets.push_back(load_text_dataset(item, a.data_dir));
-        item.clear();
-      } else {
-        item += a.eval[p];
-      }
-    }
-  }
 
   nlohmann::json report;
   std::unique_ptr<CalibrationSet> calib;
@@ -124,7 +114,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
       po.progress = !common.quiet;
       po.label = ds.name;
       PplResult r = perplexity(runner, tok->encode_for_model(ds.text), po);
-      std::string shown = ds.name.substr(ds.name.find_last_of('/') + 1);
+      const std::string shown = short_name(ds.name);
       std::printf("%-12s %7lld %8lld %12.4f\n", shown.c_str(), (long long)r.seqlen, (long long)r.windows, r.ppl);
       report["perplexity"].push_back({{"dataset", ds.name}, {"sha256", ds.sha256}, {"seqlen", r.seqlen},
                                       {"windows", r.windows}, {"ppl", r.ppl}, {"protocol", r.protocol}});

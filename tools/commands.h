@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace sq::cli {
 
@@ -90,6 +91,11 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& c);
 // A recipe argument: an existing path, or NAME / NAME.json under the bundled configs/.
 std::string resolve_recipe_path(const std::string& arg);
 std::string default_model_dir();
+
+// "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
+std::vector<std::string> split_commas(const std::string& s);
+// A dataset name or path as shown in tables: the file name of a path.
+std::string short_name(const std::string& name_or_path);
 
 // Applies --quiet and --threads.
 void apply_common(const CommonArgs& c);

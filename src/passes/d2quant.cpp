@@ -72,12 +72,12 @@ void run(Session& s, const nlohmann::json& o) {
   run_block_sequential(s, so, [&](Session& ss, const GroupInputs& in) {
     for (const std::string& name : in.linears) {
       const QFormat& f = *ss.plan_for(name)->format;
-      at::Tensor W = ss.linear(name).weight.to(in.H.device(), at::kFloat);
-      QTensor q = (in.dXXT.defined() ? gptaq_quantize(W, in.H, in.dXXT, f, g) : gptq_quantize(W, in.H, f, g)).q;
-      q = to_cpu(q);
       SQ_CHECK(!f.dsq || (name.size() > 8 && name.compare(name.size() - 8, 8, "mlp.down") == 0),
                "d2quant: DSQ format " << f.name() << " on " << name
                                       << ": DSQ is for mlp.down only (its column scale is absorbed into up_proj)");
+      at::Tensor W = ss.linear(name).weight.to(in.H.device(), at::kFloat);
+      QTensor q = (in.dXXT.defined() ? gptaq_quantize(W, in.H, in.dXXT, f, g) : gptq_quantize(W, in.H, f, g)).q;
+      q = to_cpu(q);
       if (f.dsq && q.col_scale.defined()) {
         // Absorb the column scale into up_proj's rows: down(silu(gate) * up) with up's row j
         // times c_j and down's column j divided by c_j is the same function.
