@@ -30,9 +30,10 @@ struct CliResult {
   std::string out;  // stdout + stderr
 };
 
-// Runs the sliderquant executable with ARGS (a shell fragment), capturing its output.
-inline CliResult run_cli(const std::string& args) {
-  FILE* p = popen((std::string(SQ_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
+// Runs the sliderquant executable with ARGS (a shell fragment), capturing its output;
+// ENV ("NAME=value ...") is set for that process only.
+inline CliResult run_cli(const std::string& args, const std::string& env = "") {
+  FILE* p = popen((env + " " + std::string(SQ_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
   std::string out;
   std::array<char, 4096> buf;
   size_t n;

@@ -1,4 +1,4 @@
-// tools/cmd_common: what every subcommand shares: --quiet, --threads, small argument helpers.
+// tools/cmd_common: what every subcommand shares: --quiet, --verbose, --threads, small argument helpers.
 #include <ATen/Parallel.h>
 
 #include "commands.h"
@@ -25,7 +25,7 @@ std::string short_name(const std::string& name_or_path) {
 }
 
 void apply_common(const CommonArgs& c) {
-  set_log_level(c.quiet ? LogLevel::Quiet : LogLevel::Info);
+  set_log_level(c.quiet ? LogLevel::Quiet : c.verbose ? LogLevel::Debug : LogLevel::Info);
   if (c.threads > 0) at::set_num_threads(c.threads);
 }
 

@@ -87,6 +87,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   report["calibration_dtype"] = dtype_name(dtype);
   report["stream_dtype"] = dtype_name(s.store_dtype);
   report["timings_seconds"] = s.seconds;
+  if (!s.metrics.empty()) report["metrics"] = s.metrics;
   report["bits_per_weight_planned"] = planned_bits_per_weight(plan);
   NativeWriteOptions wo;
   wo.force = a.force;

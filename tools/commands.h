@@ -10,6 +10,7 @@ namespace sq::cli {
 
 struct CommonArgs {
   bool quiet = false;
+  bool verbose = false;
   int threads = 0;  // 0 = libtorch's default
 };
 
@@ -97,7 +98,7 @@ std::vector<std::string> split_commas(const std::string& s);
 // A dataset name or path as shown in tables: the file name of a path.
 std::string short_name(const std::string& name_or_path);
 
-// Applies --quiet and --threads.
+// Applies --quiet, --verbose and --threads.
 void apply_common(const CommonArgs& c);
 
 }  // namespace sq::cli

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
   cli::CommonArgs common;
   auto add_common = [&](CLI::App* sub) {
     sub->add_flag("-q,--quiet", common.quiet, "no progress or info messages on stderr");
+    sub->add_flag("-v,--verbose", common.verbose, "also debug messages (per-window losses, ...) on stderr");
     sub->add_option("--threads", common.threads, "CPU threads for libtorch (default: libtorch's choice)")
         ->check(CLI::NonNegativeNumber);
   };

@@ -10,6 +10,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/torch_compat.h"
+#include "sliderquant/quant/learnable.h"
 
 namespace sq {
 
@@ -124,7 +125,10 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   // --- attention
   at::Tensor h = rms_norm(x, w.attn_norm, c.rms_norm_eps);
   if (tap(TapPoint::QkvIn, h)) return {};
-  at::Tensor qkv = at::linear(h, w.w_qkv, w.b_qkv);  // [B, T, q_dim + 2 kv_dim]
+  const ActQuant& aq = w.act;
+  auto act = [&](const at::Tensor& t) { return fake_quant_per_token(t, aq.bits, aq.rate); };
+  auto attn_act = [&](const at::Tensor& t) { return fake_quant_per_token(t, aq.attn_bits, aq.rate); };
+  at::Tensor qkv = at::linear(act(h), w.w_qkv, w.b_qkv);  // [B, T, q_dim + 2 kv_dim]
   at::Tensor q = qkv.narrow(-1, 0, nh * hd).view({B, T, nh, hd});
   at::Tensor k = qkv.narrow(-1, nh * hd, nkv * hd).view({B, T, nkv, hd});
   at::Tensor v = qkv.narrow(-1, (nh + nkv) * hd, nkv * hd).view({B, T, nkv, hd});
@@ -136,6 +140,11 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   q = apply_rope(q.transpose(1, 2), cos, sin);  // [B, nh, T, hd]
   k = apply_rope(k.transpose(1, 2), cos, sin);  // [B, nkv, T, hd]
   v = v.transpose(1, 2);
+  if (aq.attn_bits < 16) {  // OmniQuant's Q/K (after RoPE) and V quantizers, per head and token
+    q = attn_act(q);
+    k = attn_act(k);
+    v = attn_act(v);
+  }
   if (nkv != nh) {  // each KV head serves nh/nkv consecutive query heads
     const int64_t rep = nh / nkv;
     k = k.unsqueeze(2).expand({B, nkv, rep, T, hd}).reshape({B, nh, T, hd});
@@ -144,16 +153,16 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   at::Tensor a = causal_attention(q, k, v, 1.0 / std::sqrt(double(hd)), c.sliding_window);
   a = a.transpose(1, 2).reshape({B, T, nh * hd});
   if (tap(TapPoint::OIn, a)) return {};
-  at::Tensor out = x + at::linear(a, w.w_o, w.b_o);
+  at::Tensor out = x + at::linear(act(a), w.w_o, w.b_o);
   // --- SwiGLU MLP
   h = rms_norm(out, w.mlp_norm, c.rms_norm_eps);
   if (w.mlp_norm_bias.defined()) h = h + w.mlp_norm_bias;
   if (tap(TapPoint::GateUpIn, h)) return {};
-  at::Tensor gu = at::linear(h, w.w_gate_up, w.b_gate_up);
+  at::Tensor gu = at::linear(act(h), w.w_gate_up, w.b_gate_up);
   const int64_t I = c.intermediate_size;
   at::Tensor m = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);
   if (tap(TapPoint::DownIn, m)) return {};
-  return out + at::linear(m, w.w_down, w.b_down);
+  return out + at::linear(act(m), w.w_down, w.b_down);
 }
 
 // ---- Runner ---------------------------------------------------------------------------
@@ -178,8 +187,10 @@ Runner::Runner(const Model& model, RunnerOptions opts) : model_(model), opts_(op
   resident_ = need <= budget;
   if (resident_) {
     blocks_.reserve(model.blocks.size());
-    for (size_t i = 0; i < model.blocks.size(); ++i)
+    for (size_t i = 0; i < model.blocks.size(); ++i) {
       blocks_.push_back(prepare_block(model.blocks[i], c, opts.dtype, opts.device, int64_t(i)));
+      blocks_.back().act = model.act;
+    }
   }
   final_norm_ = to_dev(model.final_norm, opts.dtype, opts.device, "final_norm");
   final_norm_bias_ = to_dev(model.final_norm_bias, opts.dtype, opts.device, "final_norm bias");
@@ -203,6 +214,7 @@ const BlockWeights& Runner::weights(int64_t i) {
   if (current_index_ != i) {
     current_ = BlockWeights();  // free the previous block before loading the next
     current_ = prepare_block(model_.blocks[size_t(i)], model_.config, opts_.dtype, opts_.device, i);
+    current_.act = model_.act;
     current_index_ = i;
   }
   return current_;

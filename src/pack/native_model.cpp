@@ -82,6 +82,12 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
     qc["source_model"] = m.dir;
     qc["tensors"] = tensors;
     qc["bits_per_weight_quantized_linears"] = qweights > 0 ? qbits / qweights : 0.0;
+    if (m.act.on()) {
+      SQ_CHECK(m.act.rate == 1.0, "activation quantization of a deployed model must cover every channel");
+      qc["activations"] = {{"method", "per-token-asymmetric-dynamic"},
+                           {"bits", m.act.bits},
+                           {"attn_qkv_bits", m.act.attn_bits}};
+    }
     write_file_atomic(path_join(tmp, kQConfig), qc.dump(2) + "\n");
   } catch (...) {
     remove_tree(tmp);
@@ -117,7 +123,21 @@ Model load_any_model(const std::string& dir) {
     l.override_ = std::make_shared<QTensorWeight>(std::move(q));
     return true;
   };
-  return load_model(dir, resolver);
+  Model m = load_model(dir, resolver);
+  if (qc.contains("activations")) {
+    const nlohmann::json& a = qc["activations"];
+    SQ_CHECK(a.value("method", "") == "per-token-asymmetric-dynamic",
+             qpath << ": activations.method '" << a.value("method", "") << "' is not supported");
+    try {
+      m.act.bits = a.at("bits").get<int>();
+      m.act.attn_bits = a.at("attn_qkv_bits").get<int>();
+    } catch (const nlohmann::json::exception&) {
+      SQ_FAIL(qpath << ": activations needs integer 'bits' and 'attn_qkv_bits'");
+    }
+    for (int b : {m.act.bits, m.act.attn_bits})
+      SQ_CHECK((b >= 2 && b <= 8) || b == 16, qpath << ": activation bits " << b << " (supported: 2..8 or 16)");
+  }
+  return m;
 }
 
 }  // namespace sq

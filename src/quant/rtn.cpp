@@ -19,14 +19,6 @@ namespace {
 constexpr float kFp16MinNormal = 6.103515625e-05f;  // 2^-14
 constexpr float kFp16Max = 65504.f;
 
-// The smallest float16-representable value >= s (s clamped into the fp16 normal range).
-at::Tensor round_up_fp16(const at::Tensor& s) {
-  at::Tensor c = s.clamp(kFp16MinNormal, kFp16Max);
-  at::Tensor h = c.to(at::kHalf).to(at::kFloat);
-  at::Tensor ulp = at::exp2(at::floor(at::log2(h)).sub_(10));  // spacing of normal fp16 at h
-  return at::where(h < c, h + ulp, h);
-}
-
 // Scale and zero [rows, 1] for the ranges [xmin, xmax] ([rows], xmin <= 0 <= xmax, not both 0).
 QParams params_from_range(const at::Tensor& xmin, const at::Tensor& xmax, int64_t maxq, bool symmetric) {
   QParams p;
@@ -47,6 +39,13 @@ at::Tensor clip_error(const at::Tensor& X, const QParams& p, int64_t maxq, doubl
 }
 
 }  // namespace
+
+at::Tensor round_up_fp16(const at::Tensor& s) {
+  at::Tensor c = s.clamp(kFp16MinNormal, kFp16Max);
+  at::Tensor h = c.to(at::kHalf).to(at::kFloat);
+  at::Tensor ulp = at::exp2(at::floor(at::log2(h)).sub_(10));  // spacing of normal fp16 at h
+  return at::where(h < c, h + ulp, h);
+}
 
 QParams find_params(const at::Tensor& W, int bits, bool symmetric, const ClipSearch& clip) {
   SQ_CHECK(W.dim() == 2 && W.size(1) > 0, "find_params: expected a [rows, cols] tensor, got " << W.sizes());

@@ -38,6 +38,7 @@ struct BlockWeights {
   at::Tensor w_o, b_o;
   at::Tensor w_gate_up, b_gate_up;  // [2 I, H]
   at::Tensor w_down, b_down;
+  ActQuant act;  // activation fake quantization inside block_forward (off unless set)
   int64_t nbytes() const;
 };
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dtype,
@@ -55,7 +56,9 @@ struct BlockTaps {
   std::optional<TapPoint> stop_after;
 };
 
-// x [B, T, H] -> [B, T, H]: one decoder layer on positions [0, T).
+// x [B, T, H] -> [B, T, H]: one decoder layer on positions [0, T). Taps see each linear
+// group's input before activation quantization (w.act). Differentiable (autograd) when
+// called outside inference mode with weights that require grad.
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
                          const RopeTable& rope, const BlockTaps* taps = nullptr);
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps);

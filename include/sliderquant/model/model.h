@@ -26,6 +26,18 @@ class WeightOverride {
   virtual std::string describe() const = 0;
 };
 
+// Dynamic activation quantization that is part of the model's forward pass (weight-
+// activation settings such as W4A4): per-token asymmetric fake quantization of every block
+// linear's input at `bits`, and of attention's Q and K (after RoPE) and V at `attn_bits`
+// (quant/learnable.h fake_quant_per_token); 16 = off. `rate` < 1 quantizes only the first
+// share of channels (used while SliderQuant trains; deployed models use 1).
+struct ActQuant {
+  int bits = 16;
+  int attn_bits = 16;
+  double rate = 1.0;
+  bool on() const { return bits < 16 || attn_bits < 16; }
+};
+
 struct Linear {
   std::string name;   // canonical, e.g. "blocks.3.attn.q"
   at::Tensor weight;  // [out, in] the full-precision (master) weight
@@ -58,6 +70,7 @@ struct Model {
   at::Tensor final_norm_bias;  // [H] or undefined (stored as model.norm.bias)
   Linear lm_head;         // [V, H] (shares embed's storage when tied)
   std::vector<Block> blocks;
+  ActQuant act;           // activation quantization of the deployed model (off by default)
   std::shared_ptr<Checkpoint> checkpoint;  // keeps the mappings alive
 
   int64_t nbytes() const;  // bytes of all distinct tensors as stored

@@ -40,6 +40,7 @@ struct Session {
   std::string work_dir;                       // "" = no checkpoints, no resume
   std::map<std::string, QTensor> quantized;   // canonical linear name -> result
   std::map<std::string, double> seconds;      // phase -> wall time
+  std::map<std::string, std::vector<double>> metrics;  // per-step series for the report (losses, ...)
 
   Session(Model& m, const Recipe& r);
   const LinearPlan* plan_for(const std::string& linear) const;  // nullptr if not a block linear

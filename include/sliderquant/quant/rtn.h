@@ -31,6 +31,10 @@ QParams find_params(const at::Tensor& W, int bits, bool symmetric, const ClipSea
 // float32 tensor holding integers (convert with .to(kByte) for a QTensor).
 at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq);
 
+// The smallest float16-representable value >= s, elementwise (s clamped into the fp16
+// normal range [2^-14, 65504]); scales go through it so packed fp16 scales are exact.
+at::Tensor round_up_fp16(const at::Tensor& s);
+
 // RTN of a whole weight [out, in] in its format (DSQ formats: dsq_rtn_quantize, no clip).
 QTensor rtn_quantize(const at::Tensor& W, const QFormat& f, const ClipSearch& clip = {});
 

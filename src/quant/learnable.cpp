@@ -1,0 +1,105 @@
+// quant/learnable: differentiable quantizers (see the header for the exact definitions).
+#include "sliderquant/quant/learnable.h"
+
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/quant/rtn.h"
+
+namespace sq {
+
+at::Tensor round_ste(const at::Tensor& x) { return x + (at::round(x) - x).detach(); }
+
+int64_t partial_count(double rate, int64_t n) {
+  SQ_CHECK(rate > 0.0 && rate <= 1.0, "quantization rate " << rate << " is outside (0, 1]");
+  return std::max<int64_t>(1, std::min<int64_t>(n, int64_t(std::ceil(rate * double(n) - 1e-9))));
+}
+
+namespace {
+
+// Y where the first K columns (last dim) come from Q and the rest from X.
+at::Tensor splice_columns(const at::Tensor& Q, const at::Tensor& X, int64_t K) {
+  const int64_t n = X.size(-1);
+  if (K >= n) return Q;
+  return at::cat({Q.narrow(-1, 0, K), X.narrow(-1, K, n - K)}, -1);
+}
+
+}  // namespace
+
+LwcQuantizer::LwcQuantizer(const QFormat& f, int64_t out, int64_t in, double init, c10::Device device)
+    : format_(f), out_(out), in_(in) {
+  SQ_CHECK(!f.dsq && !f.symmetric,
+           "learnable weight clipping supports asymmetric uniform formats, not " << f.name());
+  f.check(out, in, "learnable clipping weight");
+  const int64_t G = f.groups(in);
+  auto opts = at::TensorOptions().dtype(at::kFloat).device(device);
+  gamma_ = at::full({out, G}, init, opts).requires_grad_(true);
+  beta_ = at::full({out, G}, init, opts).requires_grad_(true);
+}
+
+LwcQuantizer::Params LwcQuantizer::params(const at::Tensor& Wg) const {
+  const double maxq = double(format_.maxq());
+  at::Tensor hi = at::sigmoid(gamma_.reshape({-1, 1})) * at::amax(Wg, {1}, true);
+  at::Tensor lo = at::sigmoid(beta_.reshape({-1, 1})) * at::amin(Wg, {1}, true);
+  at::Tensor s = (hi - lo) / maxq;
+  s = s + (round_up_fp16(s.detach()) - s).detach();  // fp16-exact value, identity gradient
+  at::Tensor z = at::clamp(round_ste(-lo / s), 0.0, maxq);
+  return {s, z};
+}
+
+at::Tensor LwcQuantizer::fake_quant(const at::Tensor& W, double rate) const {
+  SQ_CHECK(W.dim() == 2 && W.size(0) == out_ && W.size(1) == in_,
+           "learnable clipping: weight " << W.sizes() << " does not match [" << out_ << ", " << in_ << "]");
+  const int64_t G = format_.groups(in_), width = format_.group_width(in_);
+  at::Tensor X = W.to(at::kFloat);
+  at::Tensor Wg = X.reshape({out_ * G, width});
+  Params p = params(Wg);
+  at::Tensor q = at::clamp(round_ste(Wg / p.scale) + p.zero, 0.0, double(format_.maxq()));
+  at::Tensor dq = ((q - p.zero) * p.scale).reshape({out_, in_});
+  return splice_columns(dq, X, partial_count(rate, in_));
+}
+
+QTensor LwcQuantizer::quantize(const at::Tensor& W) const {
+  at::NoGradGuard no_grad;
+  const int64_t G = format_.groups(in_), width = format_.group_width(in_);
+  at::Tensor Wg = W.to(at::kFloat).reshape({out_ * G, width});
+  Params p = params(Wg);
+  QTensor r;
+  r.format = format_;
+  r.codes = at::clamp(at::round(Wg / p.scale) + p.zero, 0.0, double(format_.maxq()))
+                .to(at::kByte)
+                .view({out_, in_});
+  r.scales = p.scale.view({out_, G}).contiguous();
+  r.zeros = p.zero.view({out_, G}).contiguous();
+  return r;
+}
+
+LoraDelta::LoraDelta(int64_t out, int64_t in, int64_t rank, uint64_t seed, c10::Device device)
+    : scaling(1.0 / double(rank)) {
+  SQ_CHECK(rank >= 1, "LoRA rank must be at least 1, got " << rank);
+  at::Generator gen = at::detail::createCPUGenerator(seed);
+  const double bound = 1.0 / std::sqrt(double(in));
+  A = at::empty({rank, in}, at::kFloat).uniform_(-bound, bound, gen).to(device).requires_grad_(true);
+  B = at::zeros({out, rank}, at::TensorOptions().dtype(at::kFloat).device(device)).requires_grad_(true);
+}
+
+at::Tensor LoraDelta::delta() const { return at::matmul(B, A) * scaling; }
+
+at::Tensor fake_quant_per_token(const at::Tensor& x, int bits, double rate) {
+  if (bits >= 16) return x;
+  SQ_CHECK(bits >= 2 && bits <= 8, "activation quantization: " << bits << " bits (supported: 2..8, or 16 = off)");
+  const int64_t C = x.size(-1), K = partial_count(rate, C);
+  at::Tensor X = x.to(at::kFloat);
+  at::Tensor part = K < C ? X.narrow(-1, 0, K) : X;
+  const double maxq = double((int64_t(1) << bits) - 1);
+  at::Tensor lo = at::amin(part, {-1}, true), hi = at::amax(part, {-1}, true);
+  at::Tensor s = ((hi - lo) / maxq).clamp_min(1e-5);
+  at::Tensor z = at::round((-lo / s).clamp(-1e4, 1e4)).detach();
+  at::Tensor q = at::clamp(round_ste(part / s) + z, 0.0, maxq);
+  at::Tensor dq = (q - z) * s;
+  return splice_columns(dq, X, K).to(x.scalar_type());
+}
+
+}  // namespace sq
