@@ -8,7 +8,8 @@ if(NOT CLI11_FOUND)
   target_include_directories(CLI11 SYSTEM INTERFACE ${CLI11_INCLUDE_DIR})
   add_library(CLI11::CLI11 ALIAS CLI11)
 endif()
-find_package(Eigen3 3.3 QUIET NO_MODULE)
+# Eigen: the host-side matrices of quant/ratio_iqp (public: its header takes Eigen matrices).
+find_package(Eigen3 3.3 REQUIRED NO_MODULE)
 find_package(LibLZMA REQUIRED)
 # Byte-level BPE tokenizer: PCRE2 (pre-tokenizer regexes, \p{L} with UCP) and utf8proc (NFC).
 find_package(PkgConfig REQUIRED)

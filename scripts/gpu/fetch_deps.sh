@@ -4,6 +4,7 @@
 # no package registry): Debian's .debs for the header-only and small dependencies unpacked into
 # .gpu-deps/prefix/, plus the evaluation text and the Llama-2 tokenizer under .gpu-deps/data/.
 # Usage: bash scripts/gpu/fetch_deps.sh [--no-eigen]      (SQ_DATA_DIR overrides ../shared/data)
+# (--no-eigen only where the GPU machine already has Eigen: the build requires it, quant/ratio_iqp)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -14,7 +15,7 @@ WITH_EIGEN=1
 for a in "$@"; do
   case $a in
     --no-eigen) WITH_EIGEN=0 ;;
-    -h|--help) sed -n 2,6p "$0"; exit 0 ;;
+    -h|--help) sed -n 2,7p "$0"; exit 0 ;;
     *) echo "fetch_deps: unknown argument $a" >&2; exit 2 ;;
   esac
 done
