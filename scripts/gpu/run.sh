@@ -9,12 +9,17 @@
 # Exits non-zero if any phase failed or was skipped for lack of time; the quantize benchmark
 # skipped for time says how to run it alone in a second call:
 #     SQ_SKIP_TESTS=1 SQ_SKIP_EVAL_BENCH=1 bash scripts/gpu/run.sh
+# SliderQuant's benchmark (bench/bench_sliderquant.py: W2A16 and W4A4 on the synthetic 7B at a
+# stated fraction of the official run, extrapolated) runs only when asked, in a call of its own
+# (its JSON takes the place of bench_eval.json in the 8 files):
+#     SQ_SKIP_TESTS=1 SQ_SKIP_EVAL_BENCH=1 SQ_SKIP_QBENCH=1 SQ_SQBENCH=1 bash scripts/gpu/run.sh
 #
 # Overrides (for reruns, and for exercising this script on the CPU machine):
 #   SQ_BUILD_DIR (build-gpu)  SQ_JOBS (16)  SQ_DEADLINE_S (560: whole-run budget, the tool kills at 600)
 #   SQ_TEST_BUDGET_S (180)  SQ_SKIP_TESTS=1  SQ_BENCH_DEVICE (cuda)
 #   SQ_SKIP_EVAL_BENCH=1  SQ_SKIP_QBENCH=1  (SQ_SKIP_BENCH=1: both benchmarks)
 #   SQ_BENCH_ARGS (extra bench_eval.py arguments)  SQ_QBENCH_ARGS (extra bench_quantize.py arguments)
+#   SQ_SQBENCH=1 (run bench_sliderquant.py)  SQ_SQBENCH_ARGS (its extra arguments)
 #   SQ_QBENCH_MIN_S (240: the quantize benchmark is skipped with less time left than this)
 #   SQ_CMAKE_ARGS (extra configure arguments)
 #   SQ_TORCH_CMAKE_PREFIX / SQ_TORCH_ROOT (default: asked of python3's torch)
@@ -52,7 +57,7 @@ remaining() { echo $(( DEADLINE_S - $(elapsed) )); }
 # phases may share a log, which keeps $OUT within the device tool's 8 files. It must be called
 # as a plain command (never inside if/||: bash would then ignore errexit inside the phase).
 LOGS=(10-env-configure.log 20-build.log 30-smoke-test.log 40-bench.log bench_eval.json
-      50-qbench.log bench_quantize.json summary.txt)
+      50-qbench.log bench_quantize.json summary.txt bench_sliderquant.json)
 for f in "${LOGS[@]}"; do rm -f "$OUT/$f"; done
 PHASES=()
 FAILED=0
@@ -290,6 +295,18 @@ phase_qbench() {
     --budget-s "$budget" "${extra[@]}"
 }
 
+# SliderQuant W2A16 and W4A4 on the same synthetic llama2-7b (12 x 2048 calibration tokens and
+# 2 epochs by default, extrapolated to the official 128 samples and 60 / 20 epochs).
+phase_sqbench() {
+  local budget=$1 data=$DEPS/data
+  [[ -d $data ]] || data=$ROOT/../shared/data
+  # shellcheck disable=SC2206
+  local extra=(${SQ_SQBENCH_ARGS:-})
+  python3 "$ROOT/bench/bench_sliderquant.py" --bin "$BUILD/sliderquant" --data-dir "$data" \
+    --device "$DEVICE" --work "$BUILD/bench-work" --out "$OUT/bench_sliderquant.json" \
+    --budget-s "$budget" "${extra[@]}"
+}
+
 # ---- the run ----------------------------------------------------------------------------------
 run_phase env 10-env-configure.log phase_env
 run_phase configure 10-env-configure.log phase_configure
@@ -331,6 +348,11 @@ else
     if ((qb < QBENCH_MIN_S)); then
       skip_phase qbench "only $(remaining)s left (needs ${QBENCH_MIN_S}s, SQ_QBENCH_MIN_S); run it alone in a second call: SQ_SKIP_TESTS=1 SQ_SKIP_EVAL_BENCH=1 bash scripts/gpu/run.sh"
     else run_phase qbench 50-qbench.log phase_qbench "$qb"; fi
+  fi
+  if [[ ${SQ_SQBENCH:-0} == 1 ]]; then
+    sb=$(( $(remaining) - 10 ))
+    if ((sb < 120)); then skip_phase sqbench "only $(remaining)s left"
+    else run_phase sqbench 50-qbench.log phase_sqbench "$sb"; fi
   fi
 fi
 
