@@ -17,6 +17,10 @@
 #include "sliderquant/model/forward.h"
 #include "sliderquant/model/model.h"
 #include "sliderquant/model/synthetic.h"
+#include "sliderquant/data/dataset.h"
+#include "sliderquant/pipeline/recipe.h"
+#include "sliderquant/pipeline/session.h"
+#include "sliderquant/pipeline/window_trainer.h"
 #include "sliderquant/pipeline/windows.h"
 #include "sliderquant/quant/learnable.h"
 #include "sliderquant/quant/rtn.h"
@@ -271,4 +275,74 @@ TEST(SliderquantCli, W4A4TrainsRecordsActivationsReloadsAndResumes) {
   ASSERT_EQ(resumed.code, 0) << resumed.out;
   EXPECT_TRUE(contains(resumed.out, "5 window stage(s) already trained")) << resumed.out;
   EXPECT_EQ(sha256_file(l.dir + "/resumed/model.safetensors"), sha256_file(l.dir + "/w4a4/model.safetensors"));
+}
+
+// ---- the window driver with a toy student ---------------------------------------------------
+
+namespace {
+
+// One learnable scalar per layer multiplies the down projection by (1 + p); p starts at
+// 0.5, so the student differs from the full-precision teacher until it learns p = 0.
+class ToyStudent : public WindowStudent {
+ public:
+  explicit ToyStudent(Model& m) : m_(m) {
+    for (size_t l = 0; l < m.blocks.size(); ++l) p_.push_back(at::full({1}, 0.5).requires_grad_(true));
+  }
+  void focus(int64_t first, int64_t last) override { focused.push_back(std::to_string(first) + "-" + std::to_string(last)); }
+  std::vector<ParamGroup> param_groups(int64_t first, int64_t last) override {
+    ParamGroup g{"p", {}, 0.05};
+    for (int64_t l = first; l <= last; ++l) g.params.push_back(p_[size_t(l)]);
+    return {g};
+  }
+  BlockWeights block(int64_t l, double rate) override {
+    rates.push_back(rate);
+    BlockWeights w = fuse_block_tensors(block_tensors(m_.blocks[size_t(l)], c10::Device(c10::kCPU)), at::kFloat);
+    w.w_down = w.w_down * (1 + p_[size_t(l)]);
+    return w;
+  }
+  NamedTensors state() override {
+    NamedTensors ts;
+    for (size_t l = 0; l < p_.size(); ++l) ts.emplace_back("p" + std::to_string(l), p_[l].detach().clone());
+    return ts;
+  }
+  void load_state(const SafetensorsFile& f) override {
+    at::NoGradGuard ng;
+    for (size_t l = 0; l < p_.size(); ++l) p_[l].copy_(f.tensor("p" + std::to_string(l)));
+  }
+  double p(size_t l) const { return p_[l].item<double>(); }
+  std::vector<std::string> focused;
+  std::vector<double> rates;
+
+ private:
+  Model& m_;
+  std::vector<at::Tensor> p_;
+};
+
+}  // namespace
+
+TEST(WindowTrainer, StageOrdersLossesAndLearning) {
+  Model m = load_model(kModel);
+  Recipe r = parse_recipe(R"({"format": "w4", "pipeline": [{"pass": "rtn"}]})", "t");
+  std::vector<int64_t> toks;
+  for (int64_t i = 0; i < 4000; ++i) toks.push_back((i * 7919 + i / 13) % m.config.vocab_size);
+  CalibrationSet cs = make_calibration_set(toks, 6, 32, 0);
+  for (bool per_window : {false, true}) {
+    Session s(m, r);
+    s.calib = &cs;
+    ToyStudent st(m);
+    WindowTrainOptions o;
+    o.windows = parse_window_schedule("0-1,1-2,2-4,4", 5);
+    o.rates = {0.5, 1.0};
+    o.stages_per_window = per_window;
+    o.epochs = 3;
+    o.batch = 2;
+    std::vector<WindowLog> logs = train_windows(s, st, o);
+    ASSERT_EQ(logs.size(), 8u);
+    std::string order;
+    for (const WindowLog& l : logs) order += std::to_string(l.stage) + ":" + std::to_string(l.window) + " ";
+    EXPECT_EQ(order, per_window ? "0:0 1:0 0:1 1:1 0:2 1:2 0:3 1:3 " : "0:0 0:1 0:2 0:3 1:0 1:1 1:2 1:3 ");
+    for (const WindowLog& l : logs) EXPECT_LT(l.last_epoch_loss, l.first_epoch_loss) << order;
+    for (size_t l = 0; l < 5; ++l) EXPECT_LT(std::abs(st.p(l)), 0.5) << "layer " << l << " did not learn";
+    EXPECT_EQ(s.metrics["windows window seconds"].size(), 8u);
+  }
 }
