@@ -85,6 +85,18 @@ def tiny_recipes(work):
     return out
 
 
+def resolve_paths(args, tool):
+    """Makes --work, --out (default work/TOOL.json), --bin and --data-dir absolute, checks the
+    binary and creates the work directory."""
+    args.work = os.path.abspath(args.work or os.path.join(REPO, "build", "bench-work"))
+    args.out = os.path.abspath(args.out or os.path.join(args.work, tool + ".json"))
+    args.bin = os.path.abspath(args.bin)
+    args.data_dir = os.path.abspath(args.data_dir)
+    if not os.access(args.bin, os.X_OK):
+        raise SystemExit("%s: %s is not an executable (build first)" % (tool, args.bin))
+    os.makedirs(args.work, exist_ok=True)
+
+
 def recipe_label(r):
     base = os.path.basename(r)
     return base[:-5] if base.endswith(".json") else base.lstrip("@")
@@ -178,13 +190,7 @@ def main():
     args.preset = args.preset or ("llama2-7b" if cuda else "stories260K,tiny")
     args.seqlen = args.seqlen or (2048 if cuda else 512)
     args.synth_dtype = args.synth_dtype or ("bfloat16" if cuda else "float32")
-    args.work = os.path.abspath(args.work or os.path.join(REPO, "build", "bench-work"))
-    args.out = os.path.abspath(args.out or os.path.join(args.work, "bench_quantize.json"))
-    args.bin = os.path.abspath(args.bin)
-    args.data_dir = os.path.abspath(args.data_dir)
-    if not os.access(args.bin, os.X_OK):
-        raise SystemExit("bench_quantize: %s is not an executable (build first)" % args.bin)
-    os.makedirs(args.work, exist_ok=True)
+    resolve_paths(args, "bench_quantize")
 
     notes = []
     have_c4 = os.path.exists(os.path.join(args.data_dir, C4_REL))

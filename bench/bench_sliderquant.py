@@ -92,13 +92,7 @@ def main():
     if args.stage_variants is None:
         args.stage_variants = not cuda
     args.synth_dtype = args.synth_dtype or ("bfloat16" if cuda else "float32")
-    args.work = os.path.abspath(args.work or os.path.join(REPO, "build", "bench-work"))
-    args.out = os.path.abspath(args.out or os.path.join(args.work, "bench_sliderquant.json"))
-    args.bin = os.path.abspath(args.bin)
-    args.data_dir = os.path.abspath(args.data_dir)
-    if not os.access(args.bin, os.X_OK):
-        raise SystemExit("bench_sliderquant: %s is not an executable (build first)" % args.bin)
-    os.makedirs(args.work, exist_ok=True)
+    bq.resolve_paths(args, "bench_sliderquant")
     if args.calib is None:
         args.calib = "c4-2k" if os.path.exists(os.path.join(args.data_dir, bq.C4_REL)) else FIXTURE_TEXT
     if args.eval is None:

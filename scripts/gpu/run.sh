@@ -270,42 +270,32 @@ phase_test() {
     ctest -j 8 --output-on-failure --timeout 240 --output-junit "$AUX/ctest-junit.xml"
 }
 
-phase_bench() {
-  local budget=$1 data=$DEPS/data
+# Runs bench/SCRIPT.py on the device with --out $OUT/SCRIPT.json, the given budget and the
+# extra arguments in the environment variable named EXTRA_VAR.
+run_bench() {
+  local script=$1 extra_var=$2 budget=$3 data=$DEPS/data
   [[ -d $data ]] || data=$ROOT/../shared/data
   # shellcheck disable=SC2206
-  local extra=(${SQ_BENCH_ARGS:-})
-  python3 "$ROOT/bench/bench_eval.py" --bin "$BUILD/sliderquant" --data-dir "$data" \
-    --device "$DEVICE" --work "$BUILD/bench-work" --out "$OUT/bench_eval.json" \
+  local extra=(${!extra_var:-})
+  python3 "$ROOT/bench/$script.py" --bin "$BUILD/sliderquant" --data-dir "$data" \
+    --device "$DEVICE" --work "$BUILD/bench-work" --out "$OUT/$script.json" \
     --budget-s "$budget" "${extra[@]}"
 }
+
+phase_bench() { run_bench bench_eval SQ_BENCH_ARGS "$1"; }
 
 # GPTQ w4g128 (the target: under 180 s and 20 GB GPU memory on one H100) and RTN w4g128
 # on the same synthetic llama2-7b checkpoint bench_eval.py made (its cache, same stamp), with
 # 128 x 2048 calibration tokens of WikiText-2 test text (the only text .gpu-deps carries; for
 # timing only). Rows that would outrun the budget are killed and reported, not extrapolated.
 phase_qbench() {
-  local budget=$1 data=$DEPS/data
-  [[ -d $data ]] || data=$ROOT/../shared/data
-  # shellcheck disable=SC2206
-  local extra=(${SQ_QBENCH_ARGS:-})
   df -h "$BUILD" | tail -1 || true
-  python3 "$ROOT/bench/bench_quantize.py" --bin "$BUILD/sliderquant" --data-dir "$data" \
-    --device "$DEVICE" --work "$BUILD/bench-work" --out "$OUT/bench_quantize.json" \
-    --budget-s "$budget" "${extra[@]}"
+  run_bench bench_quantize SQ_QBENCH_ARGS "$1"
 }
 
 # SliderQuant W2A16 and W4A4 on the same synthetic llama2-7b (12 x 2048 calibration tokens and
 # 2 epochs by default, extrapolated to the official 128 samples and 60 / 20 epochs).
-phase_sqbench() {
-  local budget=$1 data=$DEPS/data
-  [[ -d $data ]] || data=$ROOT/../shared/data
-  # shellcheck disable=SC2206
-  local extra=(${SQ_SQBENCH_ARGS:-})
-  python3 "$ROOT/bench/bench_sliderquant.py" --bin "$BUILD/sliderquant" --data-dir "$data" \
-    --device "$DEVICE" --work "$BUILD/bench-work" --out "$OUT/bench_sliderquant.json" \
-    --budget-s "$budget" "${extra[@]}"
-}
+phase_sqbench() { run_bench bench_sliderquant SQ_SQBENCH_ARGS "$1"; }
 
 # ---- the run ----------------------------------------------------------------------------------
 run_phase env 10-env-configure.log phase_env

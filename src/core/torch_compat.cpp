@@ -40,6 +40,11 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 
 bool cuda_available() { return torch::cuda::is_available(); }
 
+double synced_seconds_since(std::chrono::steady_clock::time_point t0) {
+  cuda_synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 void cuda_synchronize() {
   if (cuda_available()) torch::cuda::synchronize();
 }

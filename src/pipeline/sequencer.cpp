@@ -24,10 +24,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) {
-  cuda_synchronize();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+const auto since = synced_seconds_since;
 
 const char* kGroupSuffixes[kTapPoints][3] = {
     {"attn.q", "attn.k", "attn.v"}, {"attn.o", nullptr, nullptr}, {"mlp.gate", "mlp.up", nullptr},

@@ -21,10 +21,7 @@ namespace sq {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-double since(Clock::time_point t0) {
-  cuda_synchronize();
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
+const auto since = synced_seconds_since;
 
 // AdamW with weight decay 0 (torch.optim.AdamW defaults otherwise: betas 0.9/0.999,
 // eps 1e-8), one step counter for all parameters.

@@ -1,6 +1,7 @@
 // core/torch_compat: the only place that knows libtorch 1.13 (Debian) from 2.x (wheels).
 // Everything else uses the API common to both through these helpers.
 #pragma once
+#include <chrono>
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 #include <torch/version.h>
@@ -24,6 +25,8 @@ at::Tensor causal_attention(const at::Tensor& q, const at::Tensor& k, const at::
 
 bool cuda_available();
 void cuda_synchronize();
+// Seconds since T0 after waiting for queued CUDA work (phase timings that mean something).
+double synced_seconds_since(std::chrono::steady_clock::time_point t0);
 // Peak bytes allocated on the current CUDA device since the last reset (0 without CUDA support).
 int64_t cuda_peak_bytes();
 void cuda_reset_peak();
