@@ -45,7 +45,8 @@ LwcQuantizer::Params LwcQuantizer::params(const at::Tensor& Wg) const {
   at::Tensor lo = at::sigmoid(beta_.reshape({-1, 1})) * at::amin(Wg, {1}, true);
   at::Tensor s = (hi - lo) / maxq;
   s = s + (round_up_fp16(s.detach()) - s).detach();  // fp16-exact value, identity gradient
-  at::Tensor z = at::clamp(round_ste(-lo / s), 0.0, maxq);
+  // The zero point carries no gradient (OmniQuant rounds it with a plain round()).
+  at::Tensor z = at::clamp(at::round(-lo / s), 0.0, maxq).detach();
   return {s, z};
 }
 

@@ -9,8 +9,8 @@
 // LWC (OmniQuant, Shao et al. 2024, sec. 3.2): per output row (or row-group)
 //   hi = sigmoid(gamma) * max(W_g), lo = sigmoid(beta) * min(W_g), gamma = beta = init (4)
 //   s = round_up_fp16((hi - lo) / maxq), z = clamp(round(-lo / s), 0, maxq)
-//   W_hat = s * (clamp(round(W / s) + z, 0, maxq) - z), round() with a straight-through
-//   gradient; the fp16 rounding of s is applied with a straight-through gradient too, so
+//   W_hat = s * (clamp(round(W / s) + z, 0, maxq) - z), round(W / s) with a straight-through
+//   gradient, the zero point without one (as OmniQuant); the fp16 rounding of s is applied with a straight-through gradient too, so
 //   the fake-quantized weight at rate 1 equals the hardened QTensor's dequantize() exactly.
 // Deviation from OmniQuant, deliberate: the zero point is clamped to [0, maxq] so every
 // result is storable in the packed format (it only matters for rows whose clipped range
