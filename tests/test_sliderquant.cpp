@@ -206,27 +206,12 @@ namespace {
 
 const std::string kModel = sq::testing::kStoriesModel;
 
-struct Ladder {
-  std::string dir;
-  Ladder() : dir(sq::testing::fresh_path("slider", true)) {
-    write_file_atomic(dir + "/calib.txt", sq::testing::sampled_stories(1, 16, 200));
-    write_file_atomic(dir + "/eval.txt", sq::testing::sampled_stories(2, 16, 200));
-  }
-  // Quantizes with RECIPE (name or path) into dir/TAG; returns the report.
- nlohmann::json run(const std::string& recipe, const std::string& tag) {
-    sq::testing::CliResult r = sq::testing::run_cli("quantize " + kModel + " --recipe " + recipe + " --out " +
-                                                    dir + "/" + tag + " --calib " + dir + "/calib.txt --eval " + dir +
-                                                    "/eval.txt -q --json " + dir + "/" + tag + ".json");
-    EXPECT_EQ(r.code, 0) << recipe << "\n" << r.out;
-    return nlohmann::json::parse(read_file(dir + "/" + tag + ".json"));
-  }
-  static double ppl(const nlohmann::json& rep) { return rep["perplexity"][0]["ppl"].get<double>(); }
-};
+using Ladder = sq::testing::StoriesLadder;
 
 }  // namespace
 
 TEST(SliderquantCli, W2BeatsGptqAndRtnAndWindowLossesDecrease) {
-  Ladder l;
+  Ladder l("slider");
   const double rtn = Ladder::ppl(l.run("stories-rtn-w2-pc", "rtn"));
   const double gptq = Ladder::ppl(l.run("stories-gptq-w2-pc", "gptq"));
   nlohmann::json rep = l.run("stories-sliderquant-w2", "slider");
@@ -246,7 +231,7 @@ TEST(SliderquantCli, W2BeatsGptqAndRtnAndWindowLossesDecrease) {
 }
 
 TEST(SliderquantCli, W4A4TrainsRecordsActivationsReloadsAndResumes) {
-  Ladder l;
+  Ladder l("slider");
   nlohmann::json recipe = nlohmann::json::parse(read_file(std::string(SQ_SOURCE_DIR) + "/configs/test/stories-sliderquant-w4a4.json"));
   recipe["pipeline"][0]["options"]["epochs"] = 0;
   write_file_atomic(l.dir + "/untrained.json", recipe.dump());

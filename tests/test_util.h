@@ -15,7 +15,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/util.h"
 #include "sliderquant/data/tokenizer.h"
 #include "sliderquant/model/forward.h"
 #include "sliderquant/model/model.h"
@@ -96,5 +99,24 @@ inline std::string sampled_stories(uint64_t seed, int n, int len) {
   }
   return text;
 }
+
+// Quantizes stories260K with recipes on one in-domain calibration and evaluation text
+// (sampled_stories seeds 1 and 2) in a fresh directory named TAG.
+struct StoriesLadder {
+  std::string dir;
+  explicit StoriesLadder(const std::string& tag) : dir(fresh_path(tag, true)) {
+    write_file_atomic(dir + "/calib.txt", sampled_stories(1, 16, 200));
+    write_file_atomic(dir + "/eval.txt", sampled_stories(2, 16, 200));
+  }
+  // Quantizes with RECIPE (name or path) into dir/TAG; returns the --json report.
+  nlohmann::json run(const std::string& recipe, const std::string& tag) const {
+    CliResult r = run_cli("quantize " + kStoriesModel + " --recipe " + recipe + " --out " + dir + "/" + tag +
+                          " --calib " + dir + "/calib.txt --eval " + dir + "/eval.txt -q --json " + dir + "/" + tag +
+                          ".json");
+    EXPECT_EQ(r.code, 0) << recipe << "\n" << r.out;
+    return nlohmann::json::parse(read_file(dir + "/" + tag + ".json"));
+  }
+  static double ppl(const nlohmann::json& rep) { return rep["perplexity"][0]["ppl"].get<double>(); }
+};
 
 }  // namespace sq::testing

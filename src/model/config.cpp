@@ -180,6 +180,7 @@ std::string hf_tensor_name(const std::string& canonical) {
       {"mlp.down.bias", "mlp.down_proj.bias"}};
   for (const auto& [c, h] : per_block)
     if (rest == c) return "model.layers." + idx + "." + h;
+  if (rest.rfind("online.", 0) == 0) return "model.layers." + idx + ".online_transform." + rest.substr(7);
   SQ_FAIL("unknown canonical tensor name '" << canonical << "'");
 }
 

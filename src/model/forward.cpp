@@ -76,8 +76,35 @@ at::Tensor to_dev(const at::Tensor& t, c10::ScalarType dtype, c10::Device device
 }  // namespace
 
 int64_t BlockWeights::nbytes() const {
-  return nb(attn_norm) + nb(q_norm) + nb(k_norm) + nb(mlp_norm) + nb(mlp_norm_bias) + nb(w_qkv) + nb(b_qkv) + nb(w_o) + nb(b_o) +
-         nb(w_gate_up) + nb(b_gate_up) + nb(w_down) + nb(b_down);
+  int64_t n = nb(attn_norm) + nb(q_norm) + nb(k_norm) + nb(mlp_norm) + nb(mlp_norm_bias) + nb(w_qkv) + nb(b_qkv) +
+              nb(w_o) + nb(b_o) + nb(w_gate_up) + nb(b_gate_up) + nb(w_down) + nb(b_down);
+  for (const OnlineTransform* t : {&online[0], &online[1], &online[2], &online[3], &online[4], &online_q})
+    n += nb(t->scale) + nb(t->p1) + nb(t->p2);
+  return n;
+}
+
+at::Tensor apply_online(const OnlineTransform& t, const at::Tensor& x) {
+  at::Tensor y = t.scale.defined() ? x * t.scale : x;
+  if (!t.p2.defined()) return y;
+  if (!t.p1.defined()) return at::matmul(y, t.p2);
+  const int64_t n1 = t.p1.size(0), n2 = t.p2.size(0);
+  SQ_CHECK(n1 * n2 == x.size(-1), "online transform of size " << n1 << " x " << n2 << " on " << x.size(-1)
+                                                               << " channels");
+  std::vector<int64_t> shape = x.sizes().vec(), grid(shape.begin(), shape.end() - 1);
+  grid.push_back(n1);
+  grid.push_back(n2);
+  return at::matmul(t.p1.t(), at::matmul(y.reshape(grid), t.p2)).reshape(shape);  // p1ᵀ X p2
+}
+
+OnlineTransform online_inverse_transpose(const OnlineTransform& t) {
+  auto inv_t = [](const at::Tensor& p) {
+    return p.defined() ? at::linalg_inv(p.to(at::kDouble)).t().contiguous().to(p.scalar_type()) : p;
+  };
+  OnlineTransform r;
+  if (t.scale.defined()) r.scale = (1.0 / t.scale.to(at::kDouble)).to(t.scale.scalar_type());
+  r.p1 = inv_t(t.p1);
+  r.p2 = inv_t(t.p2);
+  return r;
 }
 
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dt, c10::Device dev,
@@ -99,6 +126,14 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
   w.b_gate_up = to_dev(cat_or_undef({b.gate.bias, b.up.bias}), dt, dev, p + "gate/up biases");
   w.w_down = to_dev(b.down.effective_weight(), dt, dev, p + "down weight");
   w.b_down = to_dev(b.down.bias, dt, dev, p + "down bias");
+  for (int k = 0; k < kOnlinePoints; ++k) {
+    const OnlineTransform& t = b.online[k];
+    const std::string n = p + "online transform " + online_point_name(OnlinePoint(k));
+    w.online[k] = {to_dev(t.scale, dt, dev, n), to_dev(t.p1, dt, dev, n), to_dev(t.p2, dt, dev, n)};
+  }
+  const OnlineTransform qs = online_inverse_transpose(b.online[int(OnlinePoint::KCache)]);
+  w.online_q = {to_dev(qs.scale, dt, dev, p + "q side of k_cache"), to_dev(qs.p1, dt, dev, p + "q side of k_cache"),
+                to_dev(qs.p2, dt, dev, p + "q side of k_cache")};
   return w;
 }
 
@@ -123,7 +158,7 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   const int64_t B = x.size(0), T = x.size(1);
   const int64_t nh = c.num_heads, nkv = c.num_kv_heads, hd = c.head_dim;
   // --- attention
-  at::Tensor h = rms_norm(x, w.attn_norm, c.rms_norm_eps);
+  at::Tensor h = apply_online(w.online[0], rms_norm(x, w.attn_norm, c.rms_norm_eps));
   if (tap(TapPoint::QkvIn, h)) return {};
   const ActQuant& aq = w.act;
   auto act = [&](const at::Tensor& t) { return fake_quant_per_token(t, aq.bits, aq.rate); };
@@ -140,27 +175,44 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   q = apply_rope(q.transpose(1, 2), cos, sin);  // [B, nh, T, hd]
   k = apply_rope(k.transpose(1, 2), cos, sin);  // [B, nkv, T, hd]
   v = v.transpose(1, 2);
+  if (w.online[int(OnlinePoint::KCache)].defined()) {  // K T and Q T^{-T}: Q Kᵀ unchanged
+    k = apply_online(w.online[int(OnlinePoint::KCache)], k);
+    q = apply_online(w.online_q, q);
+  }
   if (aq.attn_bits < 16) {  // OmniQuant's Q/K (after RoPE) and V quantizers, per head and token
     q = attn_act(q);
     k = attn_act(k);
     v = attn_act(v);
   }
+  // KV-cache quantization: asymmetric per token in groups of kv_group channels of a head.
+  auto kv_quant = [&](const at::Tensor& t, int bits) {
+    if (bits >= 16) return t;
+    const int64_t g = aq.kv_group > 0 ? aq.kv_group : hd;
+    SQ_CHECK(hd % g == 0, "KV group size " << g << " does not divide head_dim " << hd);
+    std::vector<int64_t> shape = t.sizes().vec(), grid(shape.begin(), shape.end() - 1);
+    grid.push_back(hd / g);
+    grid.push_back(g);
+    return fake_quant_per_token(t.reshape(grid), bits).reshape(shape);
+  };
+  k = kv_quant(k, aq.k_bits);
+  v = kv_quant(v, aq.v_bits);
   if (nkv != nh) {  // each KV head serves nh/nkv consecutive query heads
     const int64_t rep = nh / nkv;
     k = k.unsqueeze(2).expand({B, nkv, rep, T, hd}).reshape({B, nh, T, hd});
     v = v.unsqueeze(2).expand({B, nkv, rep, T, hd}).reshape({B, nh, T, hd});
   }
   at::Tensor a = causal_attention(q, k, v, 1.0 / std::sqrt(double(hd)), c.sliding_window);
-  a = a.transpose(1, 2).reshape({B, T, nh * hd});
+  a = apply_online(w.online[1], a.transpose(1, 2).reshape({B, T, nh * hd}));
   if (tap(TapPoint::OIn, a)) return {};
   at::Tensor out = x + at::linear(act(a), w.w_o, w.b_o);
   // --- SwiGLU MLP
   h = rms_norm(out, w.mlp_norm, c.rms_norm_eps);
   if (w.mlp_norm_bias.defined()) h = h + w.mlp_norm_bias;
+  h = apply_online(w.online[2], h);
   if (tap(TapPoint::GateUpIn, h)) return {};
   at::Tensor gu = at::linear(act(h), w.w_gate_up, w.b_gate_up);
   const int64_t I = c.intermediate_size;
-  at::Tensor m = at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);
+  at::Tensor m = apply_online(w.online[3], at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I));
   if (tap(TapPoint::DownIn, m)) return {};
   return out + at::linear(act(m), w.w_down, w.b_down);
 }

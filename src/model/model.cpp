@@ -15,6 +15,11 @@ namespace sq {
 std::vector<Linear*> Block::linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
 std::vector<const Linear*> Block::linears() const { return {&q, &k, &v, &o, &gate, &up, &down}; }
 
+const char* online_point_name(OnlinePoint p) {
+  static const char* names[kOnlinePoints] = {"qkv_in", "o_in", "gate_up_in", "down_in", "k_cache"};
+  return names[int(p)];
+}
+
 namespace {
 
 int64_t tensor_bytes(const at::Tensor& t) { return t.defined() ? t.numel() * int64_t(t.element_size()) : 0; }
@@ -66,6 +71,7 @@ int64_t Block::nbytes() const {
   int64_t n = tensor_bytes(attn_norm) + tensor_bytes(q_norm) + tensor_bytes(k_norm) + tensor_bytes(mlp_norm) +
               tensor_bytes(mlp_norm_bias);
   for (const Linear* l : linears()) n += tensor_bytes(l->weight) + tensor_bytes(l->bias);
+  for (const OnlineTransform& t : online) n += tensor_bytes(t.scale) + tensor_bytes(t.p1) + tensor_bytes(t.p2);
   return n;
 }
 
@@ -93,6 +99,13 @@ std::vector<std::pair<std::string, at::Tensor>> canonical_tensors(const Model& m
     for (const Linear* l : b.linears()) {
       out.emplace_back(l->name, l->weight);  // may be undefined (packed)
       add(l->name + ".bias", l->bias);
+    }
+    for (int k = 0; k < kOnlinePoints; ++k) {
+      const OnlineTransform& t = b.online[k];
+      const std::string q = p + "online." + online_point_name(OnlinePoint(k)) + ".";
+      add(q + "scale", t.scale);
+      add(q + "p1", t.p1);
+      add(q + "p2", t.p2);
     }
   }
   add("final_norm", m.final_norm);
@@ -140,6 +153,22 @@ Model load_model(const std::string& dir, const LinearResolver& resolver) {
     b.gate = L.linear(p + "mlp.gate", I, H, c.mlp_bias);
     b.up = L.linear(p + "mlp.up", I, H, c.mlp_bias);
     b.down = L.linear(p + "mlp.down", H, I, c.mlp_bias);
+    // Optional online transforms (written by transform passes; model.h OnlineTransform).
+    const int64_t dims[kOnlinePoints] = {H, c.q_dim(), H, I, c.head_dim};
+    for (int k = 0; k < kOnlinePoints; ++k) {
+      OnlineTransform& t = b.online[k];
+      const std::string q = p + "online." + online_point_name(OnlinePoint(k)) + ".";
+      const int64_t n = dims[k];
+      t.scale = L.get(q + "scale", {n}, /*required=*/false);
+      const std::string h1 = hf_tensor_name(q + "p1"), h2 = hf_tensor_name(q + "p2");
+      if (!m.checkpoint->has(h1) && !m.checkpoint->has(h2)) continue;
+      SQ_CHECK(m.checkpoint->has(h2), "tensor " << h1 << " in " << dir << " needs " << h2);
+      const int64_t n2 = m.checkpoint->get(h2).size(0);
+      SQ_CHECK(n2 >= 1 && n % n2 == 0, "tensor " << h2 << " in " << dir << " does not divide " << n);
+      t.p2 = L.get(q + "p2", {n2, n2});
+      if (m.checkpoint->has(h1)) t.p1 = L.get(q + "p1", {n / n2, n / n2});
+      else SQ_CHECK(n2 == n, "tensor " << h2 << " in " << dir << " must be [" << n << ", " << n << "] without " << h1);
+    }
   }
   for (const std::string& n : m.checkpoint->names()) {
     // Rotary caches some exporters write are derived data, not weights.

@@ -87,7 +87,28 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
       qc["activations"] = {{"method", "per-token-asymmetric-dynamic"},
                            {"bits", m.act.bits},
                            {"attn_qkv_bits", m.act.attn_bits}};
+      if (m.act.k_bits < 16 || m.act.v_bits < 16)
+        qc["kv_cache"] = {{"method", "per-token-group-asymmetric-dynamic"},
+                          {"k_bits", m.act.k_bits},
+                          {"v_bits", m.act.v_bits},
+                          {"group_size", m.act.kv_group > 0 ? m.act.kv_group : m.config.head_dim},
+                          {"k_after_rope", true}};
     }
+    // Online transforms: which points of which blocks carry one (tensors under
+    // model.layers.N.online_transform.POINT.{scale,p1,p2}).
+    nlohmann::json online = nlohmann::json::object();
+    for (size_t i = 0; i < m.blocks.size(); ++i)
+      for (int k = 0; k < kOnlinePoints; ++k) {
+        const OnlineTransform& t = m.blocks[i].online[k];
+        if (!t.defined()) continue;
+        online[std::to_string(i)][online_point_name(OnlinePoint(k))] = {
+            {"scale", t.scale.defined()},
+            {"p1", t.p1.defined() ? t.p1.size(0) : int64_t(0)},
+            {"p2", t.p2.defined() ? t.p2.size(0) : int64_t(0)},
+            {"kind", m.blocks[i].online_kind[k]}};
+      }
+    if (!online.empty()) qc["online_transforms"] = {{"applied", "x -> (x * scale) (p1 kron p2), before activation quantization"},
+                                                   {"blocks", online}};
     write_file_atomic(path_join(tmp, kQConfig), qc.dump(2) + "\n");
   } catch (...) {
     remove_tree(tmp);
@@ -134,8 +155,39 @@ Model load_any_model(const std::string& dir) {
     } catch (const nlohmann::json::exception&) {
       SQ_FAIL(qpath << ": activations needs integer 'bits' and 'attn_qkv_bits'");
     }
-    for (int b : {m.act.bits, m.act.attn_bits})
+    if (qc.contains("kv_cache")) {
+      const nlohmann::json& kv = qc["kv_cache"];
+      SQ_CHECK(kv.value("method", "") == "per-token-group-asymmetric-dynamic" && kv.value("k_after_rope", false),
+               qpath << ": kv_cache.method '" << kv.value("method", "") << "' is not supported");
+      try {
+        m.act.k_bits = kv.at("k_bits").get<int>();
+        m.act.v_bits = kv.at("v_bits").get<int>();
+        m.act.kv_group = kv.at("group_size").get<int64_t>();
+      } catch (const nlohmann::json::exception&) {
+        SQ_FAIL(qpath << ": kv_cache needs integer 'k_bits', 'v_bits' and 'group_size'");
+      }
+      SQ_CHECK(m.act.kv_group >= 1 && m.config.head_dim % m.act.kv_group == 0,
+               qpath << ": kv_cache.group_size " << m.act.kv_group << " must divide head_dim " << m.config.head_dim);
+    }
+    for (int b : {m.act.bits, m.act.attn_bits, m.act.k_bits, m.act.v_bits})
       SQ_CHECK((b >= 2 && b <= 8) || b == 16, qpath << ": activation bits " << b << " (supported: 2..8 or 16)");
+  }
+  // Online transforms are loaded with the weights (load_model); a model whose config names
+  // one that the checkpoint lacks is refused.
+  const nlohmann::json online =
+      qc.contains("online_transforms") ? qc["online_transforms"].value("blocks", nlohmann::json::object())
+                                       : nlohmann::json::object();
+  for (const auto& [blk, points] : online.items()) {
+    const int64_t i = std::stoll(blk);
+    SQ_CHECK(i >= 0 && i < int64_t(m.blocks.size()), qpath << ": online transform of unknown block " << blk);
+    for (const auto& [pt, info] : points.items()) {
+      int k = 0;
+      while (k < kOnlinePoints && pt != online_point_name(OnlinePoint(k))) ++k;
+      SQ_CHECK(k < kOnlinePoints, qpath << ": unknown online transform point '" << pt << "'");
+      SQ_CHECK(m.blocks[size_t(i)].online[k].defined(),
+               qpath << ": block " << blk << " " << pt << " transform is missing from the checkpoint");
+      m.blocks[size_t(i)].online_kind[k] = info.value("kind", "");
+    }
   }
   return m;
 }

@@ -17,6 +17,7 @@
 #include <map>
 #include <optional>
 
+#include "block_linears.h"
 #include "options.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/pipeline/pass.h"
@@ -30,18 +31,7 @@
 namespace sq::passes {
 namespace {
 
-constexpr int kLinears = 7;
-const char* kSuffix[kLinears] = {"attn.q", "attn.k", "attn.v", "attn.o", "mlp.gate", "mlp.up", "mlp.down"};
 const char* kPairs[] = {"qkv", "gate_up", "v_o", "up_down", "q_k"};
-
-at::Tensor& weight_of(BlockTensors& t, int i) {
-  at::Tensor* f[kLinears] = {&t.q, &t.k, &t.v, &t.o, &t.gate, &t.up, &t.down};
-  return *f[i];
-}
-at::Tensor& bias_of(BlockTensors& t, int i) {
-  at::Tensor* f[kLinears] = {&t.bq, &t.bk, &t.bv, &t.bo, &t.bgate, &t.bup, &t.bdown};
-  return *f[i];
-}
 
 struct Opts {
   int64_t epochs = 20;  // per window, split evenly over the stages (official)
@@ -147,17 +137,10 @@ nlohmann::json resolve(const nlohmann::json& o) {
 class SliderStudent : public WindowStudent {
  public:
   SliderStudent(Session& s, const Opts& o) : s_(s), o_(o), layers_(s.model.blocks.size()) {
-    for (int l = 0; l < int(layers_.size()); ++l)
-      for (int i = 0; i < kLinears; ++i) {
-        const LinearPlan* p = s.plan_for(name(l, i));
-        if (p && p->format)
-          SQ_CHECK(!p->format->dsq && !p->format->symmetric,
-                   "sliderquant: " << name(l, i) << " has format " << p->format->name()
-                                   << "; learnable clipping needs an asymmetric uniform format (e.g. w2, w4g128)");
-      }
+    check_lwc_formats(s, "sliderquant");
   }
 
-  static std::string name(int64_t l, int i) { return "blocks." + std::to_string(l) + "." + kSuffix[i]; }
+  static std::string name(int64_t l, int i) { return linear_name(l, i); }
 
   void focus(int64_t first, int64_t last) override {
     for (auto it = fp_.begin(); it != fp_.end();) it = (it->first < first || it->first > last) ? fp_.erase(it) : ++it;

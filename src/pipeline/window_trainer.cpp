@@ -197,7 +197,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
       double sum = 0;
       for (int64_t j = 0; j < steps_per_epoch; ++j) {
         at::Tensor idx = perm.narrow(0, j * o.batch, std::min(o.batch, N - j * o.batch));
-        at::Tensor x = x_q.index_select(0, idx).to(dev, dt);
+        at::Tensor x = (o.student_inputs_fp ? x_fp : x_q).index_select(0, idx).to(dev, dt);
         at::Tensor y = target.index_select(0, idx).to(dev, at::kFloat);
         for (int64_t l = w.first; l <= w.last; ++l) x = block_forward(student.block(l, rate), c, x, rope);
         at::Tensor loss = at::mse_loss(x.to(at::kFloat), y);
@@ -241,7 +241,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
     auto ta = Clock::now();
     const int64_t first = o.windows[k].first;
     x_fp = run_layers(teacher, x_fp, first, adv);
-    x_q = run_layers([&](int64_t l) { return student.block(l, rate); }, x_q, first, adv);
+    if (!o.student_inputs_fp) x_q = run_layers([&](int64_t l) { return student.block(l, rate); }, x_q, first, adv);
     s.seconds["stream forwards"] += since(ta);
   };
 

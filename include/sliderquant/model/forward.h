@@ -39,8 +39,17 @@ struct BlockWeights {
   at::Tensor w_gate_up, b_gate_up;  // [2 I, H]
   at::Tensor w_down, b_down;
   ActQuant act;  // activation fake quantization inside block_forward (off unless set)
+  // Online transforms (model.h), in the compute dtype; online_q is the q side of the
+  // K-cache transform (T^{-T}), derived by prepare_block.
+  OnlineTransform online[kOnlinePoints];
+  OnlineTransform online_q;
   int64_t nbytes() const;
 };
+// x T along the last dimension (model.h OnlineTransform; undefined parts are identities).
+// Differentiable in x and in the transform's tensors.
+at::Tensor apply_online(const OnlineTransform& t, const at::Tensor& x);
+// The transform x -> x T^{-T} (scale 1/scale, factors p1^{-T}, p2^{-T}), computed in float64.
+OnlineTransform online_inverse_transpose(const OnlineTransform& t);
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dtype,
                            c10::Device device, int64_t index);
 
@@ -57,7 +66,8 @@ struct BlockTaps {
 };
 
 // x [B, T, H] -> [B, T, H]: one decoder layer on positions [0, T). Taps see each linear
-// group's input before activation quantization (w.act). Differentiable (autograd) when
+// group's input after its online transform (what the stored weights multiply) and before
+// activation quantization (w.act). Differentiable (autograd) when
 // called outside inference mode with weights that require grad.
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
                          const RopeTable& rope, const BlockTaps* taps = nullptr);

@@ -31,12 +31,36 @@ class WeightOverride {
 // linear's input at `bits`, and of attention's Q and K (after RoPE) and V at `attn_bits`
 // (quant/learnable.h fake_quant_per_token); 16 = off. `rate` < 1 quantizes only the first
 // share of channels (used while SliderQuant trains; deployed models use 1).
+// KV-cache quantization (k_bits, v_bits): asymmetric, per token, in groups of `kv_group`
+// consecutive channels of each head (0 = the whole head), K after RoPE and after the
+// K-cache online transform; applied on top of attn_bits (which, when < 16, quantizes Q, K
+// and V per head and token first, SliderQuant's convention).
 struct ActQuant {
   int bits = 16;
   int attn_bits = 16;
   double rate = 1.0;
-  bool on() const { return bits < 16 || attn_bits < 16; }
+  int k_bits = 16, v_bits = 16;
+  int64_t kv_group = 0;
+  bool on() const { return bits < 16 || attn_bits < 16 || k_bits < 16 || v_bits < 16; }
 };
+
+// An online transform x -> x T of the deployed model, applied in the forward pass where it
+// cannot be folded into weights (FlatQuant / QuaRot style), before activation quantization:
+//   T = diag(scale) · (p1 ⊗ p2),  x T = vec(p1ᵀ · X · p2) with X = (x ⊙ scale) viewed as
+// [n1, n2] (row-major). Any part may be undefined (scale: ones; p1: [1,1] identity, then
+// p2 is the dense [n, n] matrix; p2 undefined too: identity). The consuming weights store
+// W T^{-T} (W T for orthogonal T), so the linear computes the same function.
+struct OnlineTransform {
+  at::Tensor scale;   // [n]
+  at::Tensor p1, p2;  // [n1, n1], [n2, n2] with n1 * n2 = n
+  bool defined() const { return scale.defined() || p1.defined() || p2.defined(); }
+};
+// Where a block applies online transforms: the inputs of its linear groups (TapPoint
+// order of model/forward.h), and K after RoPE per head (q then gets q T^{-T}, so Q Kᵀ is
+// unchanged). A V-cache transform folds into v_proj and o_proj and needs no entry.
+enum class OnlinePoint { QkvIn = 0, OIn = 1, GateUpIn = 2, DownIn = 3, KCache = 4 };
+constexpr int kOnlinePoints = 5;
+const char* online_point_name(OnlinePoint p);  // "qkv_in", "o_in", "gate_up_in", "down_in", "k_cache"
 
 struct Linear {
   std::string name;   // canonical, e.g. "blocks.3.attn.q"
@@ -56,6 +80,8 @@ struct Block {
                               // post_attention_layernorm.bias)
   Linear q, k, v, o;          // q [nh*hd, H], k/v [nkv*hd, H], o [H, nh*hd]
   Linear gate, up, down;      // gate/up [I, H], down [H, I]
+  OnlineTransform online[kOnlinePoints];  // online transforms (all undefined by default)
+  std::string online_kind[kOnlinePoints];  // what each is ("rotation", "affine"; informative)
   std::vector<Linear*> linears();
   std::vector<const Linear*> linears() const;
   int64_t nbytes() const;  // bytes of all tensors as stored
@@ -77,7 +103,8 @@ struct Model {
 };
 
 // Every tensor of the model's current state under canonical names (embed, norms and their
-// biases, linear weights and biases, final norm, lm_head unless tied), in forward order.
+// biases, linear weights and biases, online transforms as blocks.N.online.POINT.{scale,p1,p2},
+// final norm, lm_head unless tied), in forward order.
 // A linear whose master weight is undefined (loaded packed) is listed with an undefined tensor.
 std::vector<std::pair<std::string, at::Tensor>> canonical_tensors(const Model& m);
 

@@ -58,6 +58,10 @@ struct WindowTrainOptions {
   double grad_clip = 0;               // max global gradient norm (0 = off)
   uint64_t seed = 0;                  // shuffling
   std::string label = "windows";      // progress label
+  // Feed the student the full-precision stream X_fp instead of its own X_q, i.e. minimise
+  // MSE(F_student(X_fp), F_fp(X_fp)) (FlatQuant's block-wise objective); the quantized
+  // stream is then not computed. Off: SliderQuant's objective above.
+  bool student_inputs_fp = false;
 };
 
 struct WindowLog {
