@@ -92,9 +92,9 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   NativeWriteOptions wo;
   wo.force = a.force;
   wo.extra_json = report.dump();
-  write_native_model(model, s.quantized, a.out, wo);
+  write_native_model(model, s.quantized, a.out, wo, s.mixed);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  SQ_INFO("wrote " << a.out << " (" << s.quantized.size() << " quantized linears) in " << format_duration(seconds));
+  SQ_INFO("wrote " << a.out << " (" << s.quantized.size() + s.mixed.size() << " quantized linears) in " << format_duration(seconds));
   if (!a.keep_work && is_directory(s.work_dir)) std::system(("rm -rf '" + s.work_dir + "'").c_str());
 
   report["output"] = a.out;

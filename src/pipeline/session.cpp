@@ -35,8 +35,18 @@ void Session::set_quantized(const std::string& name, QTensor q) {
   Linear& l = linear(name);
   SQ_CHECK(q.out_features() == l.weight.size(0) && q.in_features() == l.weight.size(1),
            "quantized " << name << " has the wrong shape");
+  mixed.erase(name);
   quantized[name] = q;
   l.override_ = std::make_shared<QTensorWeight>(std::move(q));
+}
+
+void Session::set_quantized(const std::string& name, MixedQTensor q) {
+  Linear& l = linear(name);
+  SQ_CHECK(q.out_features() == l.weight.size(0) && q.in_features() == l.weight.size(1),
+           "quantized " << name << " has the wrong shape");
+  quantized.erase(name);
+  mixed[name] = q;
+  l.override_ = std::make_shared<MixedQTensorWeight>(std::move(q));
 }
 
 void run_passes(Session& s) {
