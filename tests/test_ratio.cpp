@@ -13,7 +13,9 @@
 #include "sliderquant/pack/native_model.h"
 #include "sliderquant/pipeline/recipe.h"
 #include "sliderquant/pipeline/session.h"
+#include "sliderquant/quant/adaround.h"
 #include "sliderquant/quant/mixed.h"
+#include "sliderquant/quant/rtn.h"
 #include "test_util.h"
 
 using namespace sq;
@@ -56,9 +58,40 @@ struct Dir {
 
 }  // namespace
 
+TEST(AdaRound, InitialStateHardensToNearestRoundingAndTheRegulariserPushesToBinary) {
+  for (const char* fs : {"w2", "w3g16", "w4"}) {
+    const QFormat f = QFormat::parse(fs);
+    at::Tensor W = sq::testing::seeded_randn({24, 64}, 7);
+    AdaRoundQuantizer a(W, f);
+    const QTensor want = rtn_quantize(W, f);
+    const QTensor got = a.quantize();
+    EXPECT_TRUE(got.codes.equal(want.codes)) << fs;
+    EXPECT_TRUE(got.scales.equal(want.scales)) << fs;
+    EXPECT_TRUE(got.zeros.equal(want.zeros)) << fs;
+    EXPECT_TRUE(at::allclose(a.fake_quant(true).detach(), want.dequantize(), 0, 1e-6)) << fs;
+    // Soft at the start: W itself wherever it lies inside the grid (h = the fractional part).
+    const at::Tensor soft = a.fake_quant(false).detach();
+    const at::Tensor inside = (soft - W).abs() < 1e-4;
+    EXPECT_GT(inside.to(at::kFloat).mean().item<double>(), 0.95) << fs;
+  }
+  // Gradient steps on the regulariser alone decide every weight.
+  AdaRoundQuantizer a(sq::testing::seeded_randn({8, 32}, 3), QFormat::parse("w2"));
+  EXPECT_GT(a.undecided(), 0.5);
+  for (int i = 0; i < 400; ++i) {
+    at::Tensor r = a.regularizer(2.0);
+    r.backward();
+    at::NoGradGuard ng;
+    a.V().sub_(a.V().grad() * 200.0);
+    a.V().mutable_grad() = at::Tensor();
+  }
+  EXPECT_LT(a.undecided(), 0.05);
+  EXPECT_TRUE(contains(sq::testing::error_of([] { AdaRoundQuantizer(at::ones({2, 4}), QFormat::parse("w2s")); }),
+                       "asymmetric"));
+}
+
 TEST(RatioRecipe, BundledRecipesParseAndResolve) {
   for (const char* n : {"ratio-w2g64", "ratio-w2g128", "ratio-w3g64", "ratio-w3g128", "test/stories-ratio-w2",
-                        "test/stories-ratio-w2-fixed"}) {
+                        "test/stories-ratio-w2-fixed", "test/stories-ratio-w2-hybrid"}) {
     Recipe r = load_recipe(kConfigs + "/" + n + ".json");
     Recipe again = parse_recipe(r.resolved_json(), "resolved");
     EXPECT_EQ(again.sha256(), r.sha256()) << n;
@@ -71,7 +104,7 @@ TEST(RatioRecipe, BundledRecipesParseAndResolve) {
     });
   };
   EXPECT_TRUE(contains(bad("{}"), "target_bits")) << bad("{}");
-  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "quantizer": "adaround"})"), "not implemented"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "quantizer": "adaround"})"), "hybrid"));
   EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe": "kl"})"), "probe"));
   EXPECT_TRUE(contains(bad(R"({"fixed_ratio": 1.5})"), "fixed_ratio"));
 }
@@ -161,9 +194,11 @@ TEST(RatioCli, W2LadderBeatsGptqSliderquantAndAFixedRatio) {
   const double search = Dir::ppl(rep);
   const double bits = rep["metrics"]["ratio bits per weight"][0].get<double>();
   const double code_bits = rep["metrics"]["ratio bits per weight"][1].get<double>();
+  const double hybrid =
+      Dir::ppl(run(d.recipe("stories-ratio-w2-hybrid", {{"target_bits", fixed_bits}}, "hybrid"), "hybrid"));
   std::printf("stories260K w2 per-channel on its own samples: gptq %.3f, sliderquant %.3f, ratio fixed 0.10 %.3f "
-              "(%.4f bits/w), ratio searched %.3f (%.4f bits/w, %.4f in codes)\n",
-              gptq, slider, fixed, fixed_bits, search, bits, code_bits);
+              "(%.4f bits/w), ratio searched %.3f (%.4f bits/w, %.4f in codes), searched + hybrid rounding %.3f\n",
+              gptq, slider, fixed, fixed_bits, search, bits, code_bits, hybrid);
   EXPECT_LE(bits, fixed_bits + 1e-9);
   EXPECT_LT(search, gptq);
   EXPECT_LT(search, slider);
