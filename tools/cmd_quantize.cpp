@@ -33,7 +33,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   if (a.seed >= 0) recipe.calibration.seed = uint64_t(a.seed);
 
   SQ_CHECK(!path_exists(a.out) || a.force, "output " << a.out << " already exists (use --force to replace it)");
-  check_writable_file(a.out, "output");
+  if (!path_exists(a.out)) check_writable_file(a.out, "output");  // an existing OUT needs --force (above)
   if (!a.json.empty()) check_writable_file(a.json, "--json");
   SQ_CHECK(!is_native_quantized(model_dir), model_dir << " is already quantized; quantize the full-precision model");
   ModelConfig cfg = load_model_config(model_dir);

@@ -70,9 +70,9 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
     const nlohmann::json qc = nlohmann::json::parse(read_file(qpath));
     const nlohmann::json tensors = qc.value("tensors", nlohmann::json::object());
     std::printf("\nas written in %s:\n%-24s %-14s %-10s %8s  %s\n", a.model.c_str(), "linear", "format", "channels",
-                "bits/w", "ratio");
+                "bits/w", "k/in");
     for (const LinearPlan& p : plan) {
-      std::string hf = hf_tensor_name(p.name + ".weight");
+      std::string hf = hf_tensor_name(p.name);  // NAME.weight
       hf = hf.substr(0, hf.size() - 7);
       if (!tensors.contains(hf)) {
         std::printf("%-24s %-14s\n", p.name.c_str(), "fp16");

@@ -30,7 +30,7 @@ bool is_native_quantized(const std::string& dir) { return path_exists(path_join(
 void write_native_model(const Model& m, const std::map<std::string, QTensor>& quantized, const std::string& out,
                         const NativeWriteOptions& opts, const std::map<std::string, MixedQTensor>& mixed) {
   if (path_exists(out) && !opts.force) throw UsageError(out + " already exists (use --force to replace it)");
-  check_writable_file(out, "output");
+  if (!path_exists(out)) check_writable_file(out, "output");  // an existing OUT is replaced (--force)
   const std::string tmp = out + ".tmp." + std::to_string(::getpid());
   remove_tree(tmp);
   SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);

@@ -77,12 +77,12 @@ struct Opts {
   std::string probe = "block";
   int64_t probe_samples = 8;
   int64_t probe_budget = 0;  // 0 = unlimited
-  std::string quantizer = "gptq";
+  std::string quantizer = "hybrid";
   double damp = 0.01;
   int64_t block_size = 128;
   // quantizer "hybrid": AdaRound (high part) + LWC (low part), block reconstruction per layer.
   int64_t epochs = 20, batch = 4;
-  double round_lr = 1e-2, lwc_lr = 1e-2, lwc_init = 4.0, round_reg = 0.01, warmup = 0.2;
+  double round_lr = 5e-2, lwc_lr = 5e-2, lwc_init = 4.0, round_reg = 0.05, warmup = 0.2;  // tuned on stories260K
   double beta_start = 20, beta_end = 2;
   uint64_t seed = 0;
 };
@@ -137,7 +137,7 @@ void validate(const nlohmann::json& o, const std::string& where) {
   SQ_CHECK(pr == "block" || pr == "lm", where << ": probe must be \"block\" or \"lm\"");
   SQ_CHECK(get_or<int64_t>(o, "probe_samples", 8, where) >= 1, where << ": probe_samples must be >= 1");
   SQ_CHECK(get_or<int64_t>(o, "probe_budget", 0, where) >= 0, where << ": probe_budget must be >= 0 (0 = unlimited)");
-  const std::string q = get_or<std::string>(o, "quantizer", "gptq", where);
+  const std::string q = get_or<std::string>(o, "quantizer", "hybrid", where);
   SQ_CHECK(q == "gptq" || q == "rtn" || q == "hybrid",
            where << ": quantizer must be \"gptq\", \"hybrid\" (AdaRound + LWC) or \"rtn\"");
   SQ_CHECK(get_or<int64_t>(o, "epochs", 20, where) >= 0, where << ": epochs must be >= 0");
