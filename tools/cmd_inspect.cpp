@@ -37,7 +37,9 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
   if (path_exists(qpath)) {
     qc = nlohmann::json::parse(read_file(qpath));
     const nlohmann::json tensors_q = qc.value("tensors", nlohmann::json::object());
-    for (const auto& [name, t] : tensors_q.items()) ++formats[t.value("format", std::string("?"))];
+    for (const auto& [name, t] : tensors_q.items())
+      ++formats[t.contains("hi") ? t.value("hi", std::string("?")) + "+" + t.value("lo", std::string("?"))  // mixed
+                                 : t.value("format", std::string("?"))];
   }
 
   std::printf("model          %s\n", a.model.c_str());

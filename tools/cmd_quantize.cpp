@@ -33,7 +33,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   if (a.seed >= 0) recipe.calibration.seed = uint64_t(a.seed);
 
   SQ_CHECK(a.dry_run || !path_exists(a.out) || a.force, "output " << a.out << " already exists (use --force to replace it)");
-  check_writable_file(a.out, "output");
+  if (!path_exists(a.out)) check_writable_file(a.out, "output");  // an existing OUT needs --force (above)
   if (!a.json.empty()) check_writable_file(a.json, "--json");
   SQ_CHECK(!is_native_quantized(model_dir), model_dir << " is already quantized; quantize the full-precision model");
   ModelConfig cfg = load_model_config(model_dir);
@@ -92,9 +92,9 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   NativeWriteOptions wo;
   wo.force = a.force;
   wo.extra_json = report.dump();
-  write_native_model(model, s.quantized, a.out, wo);
+  write_native_model(model, s.quantized, a.out, wo, s.mixed);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  SQ_INFO("wrote " << a.out << " (" << s.quantized.size() << " quantized linears) in " << format_duration(seconds));
+  SQ_INFO("wrote " << a.out << " (" << s.quantized.size() + s.mixed.size() << " quantized linears) in " << format_duration(seconds));
   if (!a.keep_work && is_directory(s.work_dir)) std::system(("rm -rf '" + s.work_dir + "'").c_str());
 
   report["output"] = a.out;

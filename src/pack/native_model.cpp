@@ -13,6 +13,7 @@
 #include "sliderquant/core/util.h"
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/pack/native.h"
+#include "sliderquant/pack/native_mixed.h"
 #include "sliderquant/pipeline/session.h"
 
 namespace sq {
@@ -27,9 +28,9 @@ void remove_tree(const std::string& dir) { std::system(("rm -rf '" + dir + "'").
 bool is_native_quantized(const std::string& dir) { return path_exists(path_join(dir, kQConfig)); }
 
 void write_native_model(const Model& m, const std::map<std::string, QTensor>& quantized, const std::string& out,
-                        const NativeWriteOptions& opts) {
+                        const NativeWriteOptions& opts, const std::map<std::string, MixedQTensor>& mixed) {
   if (path_exists(out) && !opts.force) throw UsageError(out + " already exists (use --force to replace it)");
-  check_writable_file(out, "output");
+  if (!path_exists(out)) check_writable_file(out, "output");  // an existing OUT is replaced (--force)
   const std::string tmp = out + ".tmp." + std::to_string(::getpid());
   remove_tree(tmp);
   SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
@@ -42,6 +43,18 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
     for (const auto& [canonical, t] : canonical_tensors(m)) {
       const std::string hf = hf_tensor_name(canonical);
       auto it = quantized.find(canonical);
+      if (auto mt = mixed.find(canonical); mt != mixed.end()) {
+        SQ_CHECK(it == quantized.end(), canonical << " is both a quantized and a mixed-precision linear");
+        const MixedQTensor& q = mt->second;
+        std::string prefix = hf.substr(0, hf.size() - std::string(".weight").size());
+        for (auto& kv : pack_mixed(prefix, q)) ts.push_back(std::move(kv));
+        const int64_t o = q.out_features(), i = q.in_features(), k = q.hi_cols.size(0);
+        tensors[prefix] = {{"hi", q.hi.format.name()}, {"lo", q.lo.format.name()}, {"k", k},
+                           {"bits_per_weight", q.bits_per_weight()}, {"shape", {o, i}}};
+        qbits += q.bits_per_weight() * double(o) * double(i);
+        qweights += double(o) * double(i);
+        continue;
+      }
       if (it == quantized.end()) {
         SQ_CHECK(t.defined(), "linear " << canonical << " has neither a weight nor a quantized form");
         ts.emplace_back(hf, t.contiguous().cpu());
@@ -62,7 +75,7 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
       qbits += bits_per_weight(q.format, o, i, q.g_idx.defined(), q.col_scale.defined()) * double(o) * double(i);
       qweights += double(o) * double(i);
     }
-    SQ_CHECK(tensors.size() == quantized.size(), "some quantized linears are not part of the model");
+    SQ_CHECK(tensors.size() == quantized.size() + mixed.size(), "some quantized linears are not part of the model");
     write_checkpoint(tmp, ts, {{"format", "pt"}, {"quantization", "sliderquant-native-v1"}}, opts.max_shard_bytes);
     // Config, tokenizer and generation files as in the source.
     // config.json as in the source, with the fields a transform may change patched in.
@@ -135,12 +148,30 @@ Model load_any_model(const std::string& dir) {
   LinearResolver resolver = [&](const std::string&, const std::string& prefix, int64_t out, int64_t in,
                                 const Checkpoint& ck, Linear& l, std::set<std::string>& used) {
     if (!tensors.contains(prefix)) return false;
-    QFormat f = QFormat::parse(tensors[prefix].at("format").get<std::string>());
-    QTensor q = unpack_qtensor(prefix, f, out, in, [&](const std::string& name) -> at::Tensor {
+    auto get = [&](const std::string& name) -> at::Tensor {
       if (!ck.has(name)) return {};
       used.insert(name);
       return ck.get(name);
-    });
+    };
+    const nlohmann::json& e = tensors[prefix];
+    if (e.contains("hi") || e.contains("lo")) {  // mixed precision
+      QFormat hi, lo;
+      try {
+        hi = QFormat::parse(e.at("hi").get<std::string>());
+        lo = QFormat::parse(e.at("lo").get<std::string>());
+      } catch (const nlohmann::json::exception&) {
+        SQ_FAIL(qpath << ": tensors." << prefix << " needs string formats 'hi' and 'lo'");
+      }
+      MixedQTensor q = unpack_mixed(prefix, hi, lo, out, in, get);
+      if (e.contains("k"))
+        SQ_CHECK(e["k"].get<int64_t>() == q.hi_cols.size(0),
+                 qpath << ": tensors." << prefix << ".k is " << e["k"] << " but " << prefix << ".hi_cols holds "
+                       << q.hi_cols.size(0) << " channels");
+      l.override_ = std::make_shared<MixedQTensorWeight>(std::move(q));
+      return true;
+    }
+    QFormat f = QFormat::parse(e.at("format").get<std::string>());
+    QTensor q = unpack_qtensor(prefix, f, out, in, get);
     l.override_ = std::make_shared<QTensorWeight>(std::move(q));
     return true;
   };

@@ -10,12 +10,13 @@ const PassInfo& gptq_pass();
 const PassInfo& d2quant_pass();
 const PassInfo& sliderquant_pass();
 const PassInfo& adaptive_pass();
+const PassInfo& ratio_pass();
 }  // namespace passes
 
 const std::vector<const PassInfo*>& pass_registry() {
   static const std::vector<const PassInfo*> all = {&passes::rtn_pass(), &passes::gptq_pass(),
                                                        &passes::d2quant_pass(), &passes::sliderquant_pass(),
-                                                       &passes::adaptive_pass()};
+                                                       &passes::adaptive_pass(), &passes::ratio_pass()};
   return all;
 }
 

@@ -80,13 +80,24 @@ void save_block(Session& s, WorkState& w, int64_t i, const std::vector<std::stri
       meta[n] = "bias";
       continue;
     }
+    auto put = [&](const std::string& p, const QTensor& q) {
+      ts.emplace_back(p + ".codes", q.codes);
+      if (q.scales.defined()) ts.emplace_back(p + ".scales", q.scales);
+      if (q.zeros.defined()) ts.emplace_back(p + ".zeros", q.zeros);
+      if (q.g_idx.defined()) ts.emplace_back(p + ".g_idx", q.g_idx);
+      if (q.levels_r.defined()) ts.emplace_back(p + ".levels_r", q.levels_r);
+      if (q.col_scale.defined()) ts.emplace_back(p + ".col_scale", q.col_scale);
+    };
+    if (auto it = s.mixed.find(n); it != s.mixed.end()) {  // meta "mixed:HI:LO"
+      const MixedQTensor& m = it->second;
+      ts.emplace_back(n + ".hi_cols", m.hi_cols);
+      put(n + ".hi", m.hi);
+      put(n + ".lo", m.lo);
+      meta[n] = "mixed:" + m.hi.format.name() + ":" + m.lo.format.name();
+      continue;
+    }
     const QTensor& q = s.quantized.at(n);
-    ts.emplace_back(n + ".codes", q.codes);
-    if (q.scales.defined()) ts.emplace_back(n + ".scales", q.scales);
-    if (q.zeros.defined()) ts.emplace_back(n + ".zeros", q.zeros);
-    if (q.g_idx.defined()) ts.emplace_back(n + ".g_idx", q.g_idx);
-    if (q.levels_r.defined()) ts.emplace_back(n + ".levels_r", q.levels_r);
-    if (q.col_scale.defined()) ts.emplace_back(n + ".col_scale", q.col_scale);
+    put(n, q);
     meta[n] = q.format.name();
   }
   write_safetensors(block_file(s.work_dir, i), ts, meta);
@@ -103,14 +114,28 @@ void load_block(Session& s, int64_t i) {
           f->tensor(name).clone();
       continue;
     }
-    QTensor q;
-    q.format = QFormat::parse(fmt);
-    q.codes = f->tensor(name + ".codes").clone();
-    for (auto [suffix, field] : {std::pair{".scales", &q.scales}, std::pair{".zeros", &q.zeros},
-                                 std::pair{".g_idx", &q.g_idx}, std::pair{".levels_r", &q.levels_r},
-                                 std::pair{".col_scale", &q.col_scale}})
-      if (f->find(name + suffix)) *field = f->tensor(name + suffix).clone();
-    s.set_quantized(name, std::move(q));
+    auto get = [&](const std::string& p, const std::string& format) {
+      QTensor q;
+      q.format = QFormat::parse(format);
+      q.codes = f->tensor(p + ".codes").clone();
+      for (auto [suffix, field] : {std::pair{".scales", &q.scales}, std::pair{".zeros", &q.zeros},
+                                   std::pair{".g_idx", &q.g_idx}, std::pair{".levels_r", &q.levels_r},
+                                   std::pair{".col_scale", &q.col_scale}})
+        if (f->find(p + suffix)) *field = f->tensor(p + suffix).clone();
+      return q;
+    };
+    if (fmt.rfind("mixed:", 0) == 0) {
+      const size_t colon = fmt.find(':', 6);
+      SQ_CHECK(colon != std::string::npos, block_file(s.work_dir, i) << ": bad mixed format " << fmt);
+      MixedQTensor m;
+      m.hi_cols = f->tensor(name + ".hi_cols").clone();
+      m.hi = get(name + ".hi", fmt.substr(6, colon - 6));
+      m.lo = get(name + ".lo", fmt.substr(colon + 1));
+      m.in = m.hi.in_features() + m.lo.in_features();
+      s.set_quantized(name, std::move(m));
+      continue;
+    }
+    s.set_quantized(name, get(name, fmt));
   }
 }
 
@@ -220,7 +245,7 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
         quantize_group(s, in);
         s.seconds["quantize (solve)"] += since(ts);
         for (const std::string& n : in.linears) {
-          SQ_CHECK(s.quantized.count(n), "pass left " << n << " unquantized");
+          SQ_CHECK(s.is_quantized(n), "pass left " << n << " unquantized");
           done.push_back(n);
         }
       }

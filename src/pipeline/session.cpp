@@ -31,12 +31,27 @@ Linear& Session::linear(const std::string& canonical) {
   SQ_FAIL("no linear named " << canonical);
 }
 
+namespace {
+// The linear NAME of S after checking that a result [out, in] fits it.
+Linear& fitting_linear(Session& s, const std::string& name, int64_t out, int64_t in) {
+  Linear& l = s.linear(name);
+  SQ_CHECK(out == l.weight.size(0) && in == l.weight.size(1), "quantized " << name << " has the wrong shape");
+  return l;
+}
+}  // namespace
+
 void Session::set_quantized(const std::string& name, QTensor q) {
-  Linear& l = linear(name);
-  SQ_CHECK(q.out_features() == l.weight.size(0) && q.in_features() == l.weight.size(1),
-           "quantized " << name << " has the wrong shape");
+  Linear& l = fitting_linear(*this, name, q.out_features(), q.in_features());
+  mixed.erase(name);
   quantized[name] = q;
   l.override_ = std::make_shared<QTensorWeight>(std::move(q));
+}
+
+void Session::set_quantized(const std::string& name, MixedQTensor q) {
+  Linear& l = fitting_linear(*this, name, q.out_features(), q.in_features());
+  quantized.erase(name);
+  mixed[name] = q;
+  l.override_ = std::make_shared<MixedQTensorWeight>(std::move(q));
 }
 
 void run_passes(Session& s) {

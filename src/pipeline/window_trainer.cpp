@@ -201,7 +201,8 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
         at::Tensor y = target.index_select(0, idx).to(dev, at::kFloat);
         for (int64_t l = w.first; l <= w.last; ++l) x = block_forward(student.block(l, rate), c, x, rope);
         at::Tensor loss = at::mse_loss(x.to(at::kFloat), y);
-        loss.backward();
+        at::Tensor reg = student.regularizer(w.first, w.last, double(step) / double(total));
+        (reg.defined() ? loss + reg : loss).backward();
         const double lv = loss.item<double>();
         SQ_CHECK(std::isfinite(lv), o.label << ": the loss of window " << w.first << "-" << w.last
                                             << " became " << lv << " (lower the learning rates?)");

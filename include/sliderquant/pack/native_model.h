@@ -9,6 +9,7 @@
 
 #include "sliderquant/model/model.h"
 #include "sliderquant/quant/format.h"
+#include "sliderquant/quant/mixed.h"
 
 namespace sq {
 
@@ -19,13 +20,16 @@ struct NativeWriteOptions {
 };
 
 // Writes into OUT.tmp.<pid> and renames it to OUT when complete: a failed run leaves no OUT.
-// `quantized` maps canonical linear names to their QTensors.
+// `quantized` maps canonical linear names to their QTensors, `mixed` to their two-width
+// MixedQTensors (docs/FORMAT.md "Mixed-precision linears"; per-tensor format entry
+// {"hi": HI, "lo": LO, "k": K, ...}). A name may be in only one of the two.
 void write_native_model(const Model& m, const std::map<std::string, QTensor>& quantized, const std::string& out,
-                        const NativeWriteOptions& opts);
+                        const NativeWriteOptions& opts, const std::map<std::string, MixedQTensor>& mixed = {});
 
 bool is_native_quantized(const std::string& dir);
 // Loads a plain HF directory or a native quantized one (quantized linears become
-// QTensor overrides; their master weight stays undefined).
+// QTensor overrides, mixed-precision ones MixedQTensor overrides; their master weight
+// stays undefined).
 Model load_any_model(const std::string& dir);
 
 }  // namespace sq

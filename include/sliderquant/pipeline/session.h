@@ -14,6 +14,7 @@
 #include "sliderquant/model/model.h"
 #include "sliderquant/pipeline/recipe.h"
 #include "sliderquant/quant/format.h"
+#include "sliderquant/quant/mixed.h"
 
 namespace sq {
 
@@ -29,6 +30,18 @@ class QTensorWeight : public WeightOverride {
   QTensor q_;
 };
 
+// A two-width MixedQTensor in place of a Linear's weight (quant/mixed.h).
+class MixedQTensorWeight : public WeightOverride {
+ public:
+  explicit MixedQTensorWeight(MixedQTensor q) : q_(std::move(q)) {}
+  at::Tensor weight() const override { return q_.dequantize(); }
+  std::string describe() const override { return q_.hi.format.name() + "+" + q_.lo.format.name(); }
+  const MixedQTensor& mixed() const { return q_; }
+
+ private:
+  MixedQTensor q_;
+};
+
 struct Session {
   Model& model;
   const Recipe& recipe;
@@ -39,6 +52,7 @@ struct Session {
   int64_t batch_size = 1;                     // calibration windows per forward
   std::string work_dir;                       // "" = no checkpoints, no resume
   std::map<std::string, QTensor> quantized;   // canonical linear name -> result
+  std::map<std::string, MixedQTensor> mixed;  // two-width results (never also in `quantized`)
   std::map<std::string, double> seconds;      // phase -> wall time
   std::map<std::string, std::vector<double>> metrics;  // per-step series for the report (losses, ...)
 
@@ -48,6 +62,8 @@ struct Session {
   Block& linear_block(const std::string& canonical);  // the block a "blocks.{i}...." name is in
   // Records the result and makes the forward pass use it from now on.
   void set_quantized(const std::string& linear, QTensor q);
+  void set_quantized(const std::string& linear, MixedQTensor q);
+  bool is_quantized(const std::string& linear) const { return quantized.count(linear) || mixed.count(linear); }
 };
 
 // Runs the recipe's passes in order (each pass reads the session and fills `quantized`).

@@ -44,6 +44,9 @@ class WindowStudent {
   // Layer's weights in the compute dtype at quantization rate `rate` (differentiable in
   // the parameters when grad mode is on).
   virtual BlockWeights block(int64_t layer, double rate) = 0;
+  // An extra term added to the window's MSE in each training step (e.g. AdaRound's rounding
+  // regulariser); PROGRESS = step / steps of the window in [0, 1). Undefined = none.
+  virtual at::Tensor regularizer(int64_t /*first*/, int64_t /*last*/, double /*progress*/) { return {}; }
   // All learnable state for checkpoints (names are the student's), and its restore.
   virtual NamedTensors state() = 0;
   virtual void load_state(const SafetensorsFile& f) = 0;
