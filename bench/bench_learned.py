@@ -141,12 +141,7 @@ def main():
                       "%.3f" % r["bits_per_weight"] if r["bits_per_weight"] else "-",
                       bq.fmt_s(r["seconds_total"]), ph, be.fmt_bytes(r["peak_rss_bytes"]),
                       be.fmt_bytes(r["peak_gpu_bytes"]), bq.fmt_ppl(r["ppl"])])
-    widths = [max([len(h)] + [len(c[i]) for c in lines]) for i, h in enumerate(head)]
-    be.log("")
-    be.log("=== bench_learned: device %s, %s ===" % (args.device, report["machine"].get("sliderquant", "")))
-    be.log("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    for c in lines:
-        be.log("  ".join(x.ljust(w) for x, w in zip(c, widths)))
+    bq.print_table("=== bench_learned: device %s, %s ===" % (args.device, report["machine"].get("sliderquant", "")), head, lines)
     be.log("bits/w = stored bits per weight of the quantized linears in the written output (codes, scales, "
            "zeros, channel indices); phases = the four longest timed phases of the report")
     for f in report["failures"]:

@@ -97,6 +97,22 @@ def resolve_paths(args, tool):
     os.makedirs(args.work, exist_ok=True)
 
 
+def print_table(title, head, lines, left_cols=None):
+    """Logs TITLE, then HEAD and LINES (lists of strings) as aligned columns: the first
+    LEFT_COLS columns (default all) left-aligned, the rest right-aligned."""
+    left_cols = len(head) if left_cols is None else left_cols
+    widths = [max([len(h)] + [len(c[i]) for c in lines]) for i, h in enumerate(head)]
+
+    def fmt(cells):
+        return "  ".join(x.ljust(w) if i < left_cols else x.rjust(w) for i, (x, w) in enumerate(zip(cells, widths)))
+
+    be.log("")
+    be.log(title)
+    be.log(fmt(head))
+    for c in lines:
+        be.log(fmt(c))
+
+
 def recipe_label(r):
     base = os.path.basename(r)
     return base[:-5] if base.endswith(".json") else base.lstrip("@")

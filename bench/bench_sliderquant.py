@@ -193,12 +193,7 @@ def main():
                       be.fmt_bytes(r["peak_gpu_bytes"]), be.fmt_bytes(r["peak_rss_bytes"]),
                       "%dx%d e%d" % (r["samples_run"], args.seqlen, r["epochs_run"]),
                       "%.0f" % r["extrapolated_full_seconds"], bq.fmt_ppl(r["ppl"])])
-    widths = [max([len(h)] + [len(c[i]) for c in lines]) for i, h in enumerate(head)]
-    be.log("")
-    be.log("=== bench_sliderquant: device %s, %s ===" % (args.device, report["machine"].get("sliderquant", "")))
-    be.log("  ".join(h.ljust(w) for h, w in zip(head, widths)))
-    for c in lines:
-        be.log("  ".join(x.ljust(w) for x, w in zip(c, widths)))
+    bq.print_table("=== bench_sliderquant: device %s, %s ===" % (args.device, report["machine"].get("sliderquant", "")), head, lines)
     be.log("full s = extrapolated to the recipe's calibration samples and epochs (see the module docstring); "
            "win s = seconds per trained window stage (targets + training)")
     for r in report["rows"]:
