@@ -10,6 +10,8 @@
 #include <string>
 
 #include "sliderquant/core/util.h"
+#include "sliderquant/data/dataset.h"
+#include "sliderquant/pipeline/channel_scores.h"
 #include "sliderquant/pack/native_model.h"
 #include "sliderquant/pipeline/recipe.h"
 #include "sliderquant/pipeline/session.h"
@@ -208,4 +210,51 @@ TEST(RatioCli, W2LadderBeatsGptqSliderquantAndAFixedRatio) {
   EXPECT_LT(search, fixed);
   EXPECT_LT(search_gptq, gptq);
   EXPECT_NEAR(d.reload_ppl("search"), search, 1e-6 * search);
+}
+
+// The pass computes the empirical Fisher block by block (recomputing each block with
+// gradients, so one block's gradients are alive at a time); it must equal the direct
+// computation: every linear a float32 leaf, a whole-model backward per calibration window.
+TEST(RatioFisher, StreamedScoresEqualAWholeModelBackward) {
+  const std::string dir = sq::testing::fresh_path("ratio_fisher", true);
+  nlohmann::json r = nlohmann::json::parse(read_file(kConfigs + "/test/stories-ratio-w2.json"));
+  r["calibration"]["samples"] = 4;
+  r["pipeline"][0]["options"].update({{"fixed_ratio", 0.1}, {"quantizer", "rtn"}, {"score_samples", 4}});
+  write_file_atomic(dir + "/r.json", r.dump());
+  sq::testing::CliResult q = sq::testing::run_cli("quantize " + kModel + " --recipe " + dir + "/r.json --out " + dir +
+                                                  "/out --work " + dir + "/work --keep-work --calib " +
+                                                  sq::testing::kWikiText + " -q");
+  ASSERT_EQ(q.code, 0) << q.out;
+  std::map<std::string, at::Tensor> got = load_channel_scores(dir + "/work/channel_scores.safetensors");
+
+  Model m = load_model(kModel);
+  for (Block& b : m.blocks)
+    for (Linear* l : b.linears()) l->weight = l->weight.to(at::kFloat).clone().requires_grad_(true);
+  auto tok = load_tokenizer(kModel);
+  CalibrationSet cs = make_calibration_set(tok->encode_for_model(read_file(sq::testing::kWikiText)), 4, 256, 0);
+  Runner runner(m, {});
+  const RopeTable rope = make_rope(m.config, 256, c10::Device(c10::kCPU));
+  std::map<std::string, at::Tensor> want;
+  for (int64_t i = 0; i < 4; ++i) {
+    at::Tensor ids = at::tensor(std::vector<int64_t>(cs.ids.begin() + i * 256, cs.ids.begin() + (i + 1) * 256)).view({1, 256});
+    at::Tensor x = runner.embed(ids);
+    for (size_t b = 0; b < m.blocks.size(); ++b)
+      x = block_forward(prepare_block(m.blocks[b], m.config, at::kFloat, c10::Device(c10::kCPU), int64_t(b)), m.config,
+                        x, rope);
+    at::Tensor logits = runner.head(x);
+    at::cross_entropy_loss(logits.narrow(1, 0, 255).reshape({-1, logits.size(-1)}), ids.narrow(1, 1, 255).reshape({-1}))
+        .backward();
+    for (Block& b : m.blocks)
+      for (Linear* l : b.linears()) {
+        at::NoGradGuard ng;
+        at::Tensor add = l->weight.grad().pow(2).sum(0);
+        want[l->name] = want.count(l->name) ? want[l->name] + add : add;
+        l->weight.mutable_grad().reset();
+      }
+  }
+  ASSERT_EQ(got.size(), want.size());
+  for (auto& [name, w] : want) {
+    ASSERT_TRUE(got.count(name)) << name;
+    EXPECT_TRUE(at::allclose(got[name], w, 1e-4, 1e-12)) << name << ": max diff " << (got[name] - w).abs().max().item<double>();
+  }
 }

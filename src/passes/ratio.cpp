@@ -206,37 +206,61 @@ class DenseWeight : public WeightOverride {
 
 // ---- 1. channel scores --------------------------------------------------------------------
 
+// The empirical Fisher per input channel, sum over windows and rows of (dL/dW)^2, without
+// holding the model's gradients: per calibration window a forward pass (no grad) keeps each
+// block's input, the LM loss gives the gradient at the last block's output, and then, from
+// the last block down, the block is recomputed with float32 weights that require grad, the
+// incoming gradient is backpropagated, each linear's squared weight gradient is summed over
+// rows into its channel score, and the input gradient goes down to the block below. Memory:
+// one block's float32 weights and gradients plus one window's block inputs (not the whole
+// model's gradients, which for a 7B model would not fit one GPU).
 std::map<std::string, at::Tensor> fisher_scores(Session& s, const std::vector<Layer>& layers, int64_t n) {
   const ModelConfig& c = s.model.config;
   const c10::Device dev = s.runner.device;
+  const c10::ScalarType dt = s.runner.dtype;
   Runner runner(s.model, s.runner);
-  std::vector<Block> blocks(s.model.blocks.begin(), s.model.blocks.end());
-  std::map<std::string, Linear*> leaf;
-  for (Block& b : blocks)
-    for (Linear* l : b.linears()) {
-      l->weight = l->effective_weight().detach().to(dev, at::kFloat).clone().requires_grad_(true);
-      l->override_.reset();
-      leaf[l->name] = l;
-    }
-  std::map<std::string, FisherAccumulator> acc;
-  for (const Layer& L : layers) acc.emplace(L.name, FisherAccumulator(L.out, L.in));
   const RopeTable rope = make_rope(c, s.calib->seqlen, dev);
+  std::set<std::string> wanted;
+  for (const Layer& L : layers) wanted.insert(L.name);
+  std::map<std::string, at::Tensor> score;
+  const int64_t nb = int64_t(s.model.blocks.size());
   for (int64_t i = 0; i < n; ++i) {
     at::Tensor ids = calib_ids(s, i, 1);
-    at::Tensor x = runner.embed(ids);
-    for (size_t b = 0; b < blocks.size(); ++b)
-      x = block_forward(prepare_block(blocks[b], c, s.runner.dtype, dev, int64_t(b)), c, x, rope);
-    at::Tensor loss = lm_loss(runner.head(x), ids);
-    loss.backward();
-    for (auto& [name, a] : acc) {
-      at::Tensor& w = leaf.at(name)->weight;
-      a.add(w.grad());
-      w.mutable_grad() = at::Tensor();
+    std::vector<at::Tensor> inputs;
+    at::Tensor x;
+    {
+      at::NoGradGuard ng;
+      x = runner.embed(ids);
+      for (int64_t b = 0; b < nb; ++b) {
+        inputs.push_back(x);
+        x = runner.block(b, x);
+      }
     }
-    for (auto& [name, l] : leaf) l->weight.mutable_grad() = at::Tensor();
+    at::Tensor top = x.detach().requires_grad_(true);
+    lm_loss(runner.head(top), ids).backward();
+    at::Tensor g = top.grad();
+    for (int64_t b = nb - 1; b >= 0; --b) {
+      Block blk = s.model.blocks[size_t(b)];
+      for (Linear* l : blk.linears()) {
+        l->weight = l->effective_weight().detach().to(dev, at::kFloat).requires_grad_(true);
+        l->override_.reset();
+      }
+      at::Tensor xin = inputs[size_t(b)].detach().requires_grad_(true);
+      inputs[size_t(b)] = at::Tensor();
+      block_forward(prepare_block(blk, c, dt, dev, b), c, xin, rope).backward(g);
+      at::NoGradGuard ng;
+      for (Linear* l : blk.linears()) {
+        if (!wanted.count(l->name)) continue;
+        at::Tensor gw = l->weight.grad().to(at::kFloat);
+        at::Tensor add = (gw * gw).sum(0);
+        at::Tensor& acc = score[l->name];
+        acc = acc.defined() ? acc + add : add;
+      }
+      g = xin.grad();
+    }
   }
   std::map<std::string, at::Tensor> out;
-  for (auto& [name, a] : acc) out[name] = a.channel_scores().to(at::kCPU);
+  for (auto& [name, t] : score) out[name] = t.to(at::kCPU);
   return out;
 }
 
