@@ -32,7 +32,7 @@ from bench_sliderquant import variant  # noqa: E402
 
 # (suite, base recipe, row tag, option changes) for CPU (stories260K) and the GPU preset.
 CPU_ROWS = [
-    ("ratio", "stories-ratio-w2", "search@2.50", {"target_bits": 2.50}),
+    ("ratio", "stories-ratio-w2", "search@2.55", {"target_bits": 2.55}),
     ("ratio", "stories-ratio-w2", "search@2.64", {}),
     ("ratio", "stories-ratio-w2", "search@2.80", {"target_bits": 2.80}),
     ("ratio", "stories-ratio-w2", "fixed0.05", {"fixed_ratio": 0.05}),
