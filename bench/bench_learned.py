@@ -144,10 +144,7 @@ def main():
     bq.print_table("=== bench_learned: device %s, %s ===" % (args.device, report["machine"].get("sliderquant", "")), head, lines)
     be.log("bits/w = stored bits per weight of the quantized linears in the written output (codes, scales, "
            "zeros, channel indices); phases = the four longest timed phases of the report")
-    for f in report["failures"]:
-        be.log("FAILED %s: %s" % (f["row"], f["why"]))
-    be.log("wrote %s" % args.out)
-    return 1 if report["failures"] else 0
+    return bq.report_failures(report, args.out)
 
 
 if __name__ == "__main__":

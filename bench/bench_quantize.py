@@ -113,6 +113,14 @@ def print_table(title, head, lines, left_cols=None):
         be.log(fmt(c))
 
 
+def report_failures(report, out):
+    """Logs each failed row and where the JSON went; returns the exit status (1 if any row failed)."""
+    for f in report["failures"]:
+        be.log("FAILED %s: %s" % (f["row"], f["why"]))
+    be.log("wrote %s" % out)
+    return 1 if report["failures"] else 0
+
+
 def recipe_label(r):
     base = os.path.basename(r)
     return base[:-5] if base.endswith(".json") else base.lstrip("@")

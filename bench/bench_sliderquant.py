@@ -201,10 +201,7 @@ def main():
             be.log("target (W2A16 7B < 1 h, < 40 GB): %s in %.0f s extrapolated, peak GPU %s -> %s" % (
                 r["setting"], r["extrapolated_full_seconds"], be.fmt_bytes(r["peak_gpu_bytes"]),
                 "MET" if all(r["target_met"].values()) else "MISSED"))
-    for f in report["failures"]:
-        be.log("FAILED %s: %s" % (f["row"], f["why"]))
-    be.log("wrote %s" % args.out)
-    return 1 if report["failures"] else 0
+    return bq.report_failures(report, args.out)
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdlib>
 #include <iomanip>
 #include <nlohmann/json.hpp>
@@ -169,6 +170,10 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
   Progress bar(o.label, S * K);
   int64_t unit = 0;
   at::Tensor x_fp, x_q;
+  // The targets of the window last computed, valid while x_fp is unchanged (the stages of
+  // one window in stages_per_window mode share them).
+  at::Tensor target;
+  size_t target_window = SIZE_MAX;
 
   // Trains window k at stage st (one unit), or only logs it when already done.
   auto train_unit = [&](size_t k, int64_t st) {
@@ -185,7 +190,10 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
       return;
     }
     auto tt = Clock::now();
-    at::Tensor target = run_layers(teacher, x_fp, w.first, w.size());
+    if (target_window != k) {
+      target = run_layers(teacher, x_fp, w.first, w.size());
+      target_window = k;
+    }
     s.seconds["window targets"] += since(tt);
     auto tr = Clock::now();
     Adam opt(student.param_groups(w.first, w.last));
@@ -242,6 +250,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
     auto ta = Clock::now();
     const int64_t first = o.windows[k].first;
     x_fp = run_layers(teacher, x_fp, first, adv);
+    target_window = SIZE_MAX;
     if (!o.student_inputs_fp) x_q = run_layers([&](int64_t l) { return student.block(l, rate); }, x_q, first, adv);
     s.seconds["stream forwards"] += since(ta);
   };
@@ -254,6 +263,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
         continue;
       }
       x_fp = emb, x_q = emb;
+      target_window = SIZE_MAX;
       for (size_t k = 0; k < o.windows.size(); ++k) {
         train_unit(k, st);
         advance(k, o.rates[size_t(st)]);
