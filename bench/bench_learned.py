@@ -11,7 +11,8 @@ Suites (--suites, default both):
             ratios (configs/test/stories-ratio-w2.json on stories260K; ratio-w2g128 on the GPU
             preset, timing only).
   adaptive  W4A4KV4: homogeneous rotation, homogeneous affine, adaptive with the searched choice
-            and with the kurtosis selector (configs/test/stories-*-w4a4kv4.json; the full
+            and with the kurtosis selector, the search without learned activation clipping,
+            and the search with GPTQ weights (configs/test/stories-*-w4a4kv4.json; the full
             recipes on the GPU preset).
 Give stories260K's own samples with --calib/--eval for in-domain perplexity (the tests write
 such files); the default evaluation text is the bundled WikiText-2 excerpt.
@@ -42,11 +43,14 @@ CPU_ROWS = [
     ("adaptive", "stories-affine-w4a4kv4", "affine", {}),
     ("adaptive", "stories-adaptive-w4a4kv4", "search", {}),
     ("adaptive", "stories-adaptive-w4a4kv4", "kurtosis", {"select": "kurtosis"}),
+    ("adaptive", "stories-adaptive-w4a4kv4", "search-nolac", {"lac": False}),
+    ("adaptive", "stories-adaptive-w4a4kv4-gptq", "search-gptq", {}),
 ]
 GPU_ROWS = [
     ("ratio", "ratio-w2g128", "search", {}),
     ("adaptive", "rotate-w4a4kv4", "rotation", {}),
     ("adaptive", "adaptive-w4a4kv4", "search", {}),
+    ("adaptive", "adaptive-w4a4kv4-gptq", "search-gptq", {}),
 ]
 
 

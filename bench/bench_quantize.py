@@ -335,6 +335,12 @@ def main():
                 cmd += ["--threads", str(args.threads)]
             rc, wall, out = run(cmd, timeout=left)
             out_bytes = dir_bytes(qout) if os.path.isdir(qout) else None
+            stored_bpw = None  # what the output really holds (mixed-precision passes plan per layer)
+            try:
+                with open(os.path.join(qout, "quantization_config.json")) as f:
+                    stored_bpw = json.load(f).get("bits_per_weight_quantized_linears")
+            except (OSError, ValueError):
+                pass
             if not args.keep_outputs:
                 for p in (qout, qout + ".work"):
                     shutil.rmtree(p, ignore_errors=True)
@@ -364,6 +370,7 @@ def main():
                 if isinstance(qj.get("seconds_total"), (int, float)) else None,
                 "peak_rss_bytes": qj.get("peak_rss_bytes"), "peak_gpu_bytes": qj.get("peak_gpu_bytes"),
                 "bits_per_weight_planned": qj.get("bits_per_weight_planned"),
+                "bits_per_weight_stored": stored_bpw,
                 "calibration": cal, "output_bytes": out_bytes,
                 "ppl": pp[0].get("ppl") if pp else None, "ppl_seqlen": pp[0].get("seqlen") if pp else None,
                 "ppl_windows": pp[0].get("windows") if pp else None, "perplexity": pp,
@@ -410,7 +417,8 @@ def main():
                  fmt_s(r.get("seconds_total"))] + [fmt_s(ph.get(k)) for k, _ in PHASES] + \
                 [fmt_s(r.get("rest_seconds")), be.fmt_bytes(r.get("peak_rss_bytes")),
                  be.fmt_bytes(r.get("peak_gpu_bytes")),
-                 "%.3f" % r["bits_per_weight_planned"] if r.get("bits_per_weight_planned") else "-",
+                 "%.3f" % (r.get("bits_per_weight_stored") or r["bits_per_weight_planned"])
+                 if (r.get("bits_per_weight_stored") or r.get("bits_per_weight_planned")) else "-",
                  be.fmt_bytes(r.get("output_bytes")),
                  fmt_ppl(r.get("ppl"))]
         lines.append(cells)

@@ -177,7 +177,7 @@ std::string hf_tensor_name(const std::string& canonical) {
       {"attn.q_norm", "self_attn.q_norm.weight"}, {"attn.k_norm", "self_attn.k_norm.weight"},
       {"mlp.gate", "mlp.gate_proj.weight"}, {"mlp.up", "mlp.up_proj.weight"}, {"mlp.down", "mlp.down_proj.weight"},
       {"mlp.gate.bias", "mlp.gate_proj.bias"}, {"mlp.up.bias", "mlp.up_proj.bias"},
-      {"mlp.down.bias", "mlp.down_proj.bias"}};
+      {"mlp.down.bias", "mlp.down_proj.bias"}, {"act_clip", "activation_clip"}};
   for (const auto& [c, h] : per_block)
     if (rest == c) return "model.layers." + idx + "." + h;
   if (rest.rfind("online.", 0) == 0) return "model.layers." + idx + ".online_transform." + rest.substr(7);

@@ -77,13 +77,17 @@ at::Tensor to_dev(const at::Tensor& t, c10::ScalarType dtype, c10::Device device
 
 int64_t BlockWeights::nbytes() const {
   int64_t n = nb(attn_norm) + nb(q_norm) + nb(k_norm) + nb(mlp_norm) + nb(mlp_norm_bias) + nb(w_qkv) + nb(b_qkv) +
-              nb(w_o) + nb(b_o) + nb(w_gate_up) + nb(b_gate_up) + nb(w_down) + nb(b_down);
+              nb(w_o) + nb(b_o) + nb(w_gate_up) + nb(b_gate_up) + nb(w_down) + nb(b_down) + nb(act_clip);
   for (const OnlineTransform* t : {&online[0], &online[1], &online[2], &online[3], &online[4], &online_q})
     n += nb(t->scale) + nb(t->p1) + nb(t->p2);
   return n;
 }
 
 at::Tensor apply_online(const OnlineTransform& t, const at::Tensor& x) {
+  if (t.mix.defined()) {
+    SQ_CHECK(t.alt.size() == 2, "a mixed online transform needs two candidates");
+    return t.mix * apply_online(t.alt[0], x) + (1 - t.mix) * apply_online(t.alt[1], x);
+  }
   at::Tensor y = t.scale.defined() ? x * t.scale : x;
   if (!t.p2.defined()) return y;
   if (!t.p1.defined()) return at::matmul(y, t.p2);
@@ -97,6 +101,7 @@ at::Tensor apply_online(const OnlineTransform& t, const at::Tensor& x) {
 }
 
 OnlineTransform online_inverse_transpose(const OnlineTransform& t) {
+  SQ_CHECK(!t.mix.defined(), "the inverse of a mixed online transform is not an online transform");
   auto inv_t = [](const at::Tensor& p) {
     return p.defined() ? at::linalg_inv(p.to(at::kDouble)).t().contiguous().to(p.scalar_type()) : p;
   };
@@ -105,6 +110,24 @@ OnlineTransform online_inverse_transpose(const OnlineTransform& t) {
   r.p1 = inv_t(t.p1);
   r.p2 = inv_t(t.p2);
   return r;
+}
+
+namespace {
+// x Tᵀ for T = diag(s)·(p1 ⊗ p2): Tᵀ = (p1ᵀ ⊗ p2ᵀ)·diag(s).
+at::Tensor apply_transposed(const OnlineTransform& t, const at::Tensor& x) {
+  auto tr = [](const at::Tensor& p) { return p.defined() ? p.t() : p; };
+  at::Tensor y = apply_online({at::Tensor(), tr(t.p1), tr(t.p2)}, x);
+  return t.scale.defined() ? y * t.scale : y;
+}
+}  // namespace
+
+at::Tensor fold_online_inverse(const at::Tensor& W, const OnlineTransform& t) {
+  if (!t.mix.defined()) return apply_online(online_inverse_transpose(t), W);
+  SQ_CHECK(t.alt.size() == 2, "a mixed online transform needs two candidates");
+  const OnlineTransform inv = online_inverse_transpose(t.alt[t.mix.item<double>() > 0.5 ? 0 : 1]);
+  const at::Tensor U = apply_online(inv, W);
+  const at::Tensor g = t.mix - t.mix.detach();  // zero in value, carries dL/dh
+  return U - g * apply_online(inv, apply_transposed(t.alt[0], U) - apply_transposed(t.alt[1], U));
 }
 
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dt, c10::Device dev,
@@ -131,6 +154,7 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
     const std::string n = p + "online transform " + online_point_name(OnlinePoint(k));
     w.online[k] = {to_dev(t.scale, dt, dev, n), to_dev(t.p1, dt, dev, n), to_dev(t.p2, dt, dev, n)};
   }
+  if (b.act_clip.defined()) w.act_clip = to_dev(b.act_clip, at::kFloat, dev, p + "activation clipping");
   const OnlineTransform qs = online_inverse_transpose(b.online[int(OnlinePoint::KCache)]);
   w.online_q = {to_dev(qs.scale, dt, dev, p + "q side of k_cache"), to_dev(qs.p1, dt, dev, p + "q side of k_cache"),
                 to_dev(qs.p2, dt, dev, p + "q side of k_cache")};
@@ -161,9 +185,10 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   at::Tensor h = apply_online(w.online[0], rms_norm(x, w.attn_norm, c.rms_norm_eps));
   if (tap(TapPoint::QkvIn, h)) return {};
   const ActQuant& aq = w.act;
-  auto act = [&](const at::Tensor& t) { return fake_quant_per_token(t, aq.bits, aq.rate); };
+  auto clip = [&](ActClipPoint p) { return w.act_clip.defined() ? w.act_clip[int(p)] : at::Tensor(); };
+  auto act = [&](const at::Tensor& t, ActClipPoint p) { return fake_quant_per_token(t, aq.bits, aq.rate, clip(p)); };
   auto attn_act = [&](const at::Tensor& t) { return fake_quant_per_token(t, aq.attn_bits, aq.rate); };
-  at::Tensor qkv = at::linear(act(h), w.w_qkv, w.b_qkv);  // [B, T, q_dim + 2 kv_dim]
+  at::Tensor qkv = at::linear(act(h, ActClipPoint::QkvIn), w.w_qkv, w.b_qkv);  // [B, T, q_dim + 2 kv_dim]
   at::Tensor q = qkv.narrow(-1, 0, nh * hd).view({B, T, nh, hd});
   at::Tensor k = qkv.narrow(-1, nh * hd, nkv * hd).view({B, T, nkv, hd});
   at::Tensor v = qkv.narrow(-1, (nh + nkv) * hd, nkv * hd).view({B, T, nkv, hd});
@@ -185,17 +210,17 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
     v = attn_act(v);
   }
   // KV-cache quantization: asymmetric per token in groups of kv_group channels of a head.
-  auto kv_quant = [&](const at::Tensor& t, int bits) {
+  auto kv_quant = [&](const at::Tensor& t, int bits, ActClipPoint p) {
     if (bits >= 16) return t;
     const int64_t g = aq.kv_group > 0 ? aq.kv_group : hd;
     SQ_CHECK(hd % g == 0, "KV group size " << g << " does not divide head_dim " << hd);
     std::vector<int64_t> shape = t.sizes().vec(), grid(shape.begin(), shape.end() - 1);
     grid.push_back(hd / g);
     grid.push_back(g);
-    return fake_quant_per_token(t.reshape(grid), bits).reshape(shape);
+    return fake_quant_per_token(t.reshape(grid), bits, 1.0, clip(p)).reshape(shape);
   };
-  k = kv_quant(k, aq.k_bits);
-  v = kv_quant(v, aq.v_bits);
+  k = kv_quant(k, aq.k_bits, ActClipPoint::KCache);
+  v = kv_quant(v, aq.v_bits, ActClipPoint::VCache);
   if (nkv != nh) {  // each KV head serves nh/nkv consecutive query heads
     const int64_t rep = nh / nkv;
     k = k.unsqueeze(2).expand({B, nkv, rep, T, hd}).reshape({B, nh, T, hd});
@@ -204,17 +229,17 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   at::Tensor a = causal_attention(q, k, v, 1.0 / std::sqrt(double(hd)), c.sliding_window);
   a = apply_online(w.online[1], a.transpose(1, 2).reshape({B, T, nh * hd}));
   if (tap(TapPoint::OIn, a)) return {};
-  at::Tensor out = x + at::linear(act(a), w.w_o, w.b_o);
+  at::Tensor out = x + at::linear(act(a, ActClipPoint::OIn), w.w_o, w.b_o);
   // --- SwiGLU MLP
   h = rms_norm(out, w.mlp_norm, c.rms_norm_eps);
   if (w.mlp_norm_bias.defined()) h = h + w.mlp_norm_bias;
   h = apply_online(w.online[2], h);
   if (tap(TapPoint::GateUpIn, h)) return {};
-  at::Tensor gu = at::linear(act(h), w.w_gate_up, w.b_gate_up);
+  at::Tensor gu = at::linear(act(h, ActClipPoint::GateUpIn), w.w_gate_up, w.b_gate_up);
   const int64_t I = c.intermediate_size;
   at::Tensor m = apply_online(w.online[3], at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I));
   if (tap(TapPoint::DownIn, m)) return {};
-  return out + at::linear(act(m), w.w_down, w.b_down);
+  return out + at::linear(act(m, ActClipPoint::DownIn), w.w_down, w.b_down);
 }
 
 // ---- Runner ---------------------------------------------------------------------------

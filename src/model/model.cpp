@@ -72,7 +72,7 @@ int64_t Block::nbytes() const {
               tensor_bytes(mlp_norm_bias);
   for (const Linear* l : linears()) n += tensor_bytes(l->weight) + tensor_bytes(l->bias);
   for (const OnlineTransform& t : online) n += tensor_bytes(t.scale) + tensor_bytes(t.p1) + tensor_bytes(t.p2);
-  return n;
+  return n + tensor_bytes(act_clip);
 }
 
 int64_t Model::nbytes() const {
@@ -107,6 +107,7 @@ std::vector<std::pair<std::string, at::Tensor>> canonical_tensors(const Model& m
       add(q + "p1", t.p1);
       add(q + "p2", t.p2);
     }
+    add(p + "act_clip", b.act_clip);
   }
   add("final_norm", m.final_norm);
   add("final_norm.bias", m.final_norm_bias);
@@ -168,6 +169,12 @@ Model load_model(const std::string& dir, const LinearResolver& resolver) {
       t.p2 = L.get(q + "p2", {n2, n2});
       if (m.checkpoint->has(h1)) t.p1 = L.get(q + "p1", {n / n2, n / n2});
       else SQ_CHECK(n2 == n, "tensor " << h2 << " in " << dir << " must be [" << n << ", " << n << "] without " << h1);
+    }
+    b.act_clip = L.get(p + "act_clip", {kActClipPoints, 2}, /*required=*/false);
+    if (b.act_clip.defined()) {
+      b.act_clip = b.act_clip.to(at::kFloat);
+      SQ_CHECK((b.act_clip > 0).logical_and(b.act_clip <= 1).all().item<bool>(),
+               "tensor " << hf_tensor_name(p + "act_clip") << " in " << dir << " has clipping factors outside (0, 1]");
     }
   }
   for (const std::string& n : m.checkpoint->names()) {

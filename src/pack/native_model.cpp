@@ -100,6 +100,15 @@ void write_native_model(const Model& m, const std::map<std::string, QTensor>& qu
       qc["activations"] = {{"method", "per-token-asymmetric-dynamic"},
                            {"bits", m.act.bits},
                            {"attn_qkv_bits", m.act.attn_bits}};
+      bool clipped = false;
+      for (const Block& b : m.blocks) clipped = clipped || b.act_clip.defined();
+      if (clipped) {  // learned clipping: every block carries its factors
+        for (size_t i = 0; i < m.blocks.size(); ++i)
+          SQ_CHECK(m.blocks[i].act_clip.defined(), "block " << i << " has no activation clipping while others do");
+        qc["activations"]["clip"] = {{"tensor", "model.layers.N.activation_clip"},
+                                     {"rows", {"qkv_in", "o_in", "gate_up_in", "down_in", "k_cache", "v_cache"}},
+                                     {"columns", {"max_factor", "min_factor"}}};
+      }
       if (m.act.k_bits < 16 || m.act.v_bits < 16)
         qc["kv_cache"] = {{"method", "per-token-group-asymmetric-dynamic"},
                           {"k_bits", m.act.k_bits},
@@ -200,6 +209,10 @@ Model load_any_model(const std::string& dir) {
       SQ_CHECK(m.act.kv_group >= 1 && m.config.head_dim % m.act.kv_group == 0,
                qpath << ": kv_cache.group_size " << m.act.kv_group << " must divide head_dim " << m.config.head_dim);
     }
+    if (a.contains("clip"))
+      for (size_t i = 0; i < m.blocks.size(); ++i)
+        SQ_CHECK(m.blocks[i].act_clip.defined(),
+                 qpath << ": activations.clip is set but model.layers." << i << ".activation_clip is missing");
     for (int b : {m.act.bits, m.act.attn_bits, m.act.k_bits, m.act.v_bits})
       SQ_CHECK((b >= 2 && b <= 8) || b == 16, qpath << ": activation bits " << b << " (supported: 2..8 or 16)");
   }

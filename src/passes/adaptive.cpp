@@ -13,12 +13,17 @@
 // or "search": a learnable choice factor a per point (the caches share the o input's):
 // for `search_epochs` each step uses T_affine with probability σ(a), else T_rotation
 // (sampled, straight-through gradient to a, see transform_of), trained with the block loss,
-// hardened (σ(a) > 0.5 = affine), then trained `epochs` hard. Weights get learnable
-// clipping (LWC); training is block-wise on the window driver (one-layer windows) with
-// FlatQuant's full-precision inputs by default; the weights are then hardened by RTN with
-// the learned clipping. Activations are quantized per token (abits) after the transforms,
-// the K/V caches per token in groups (kv_bits, kv_group); all of it is written into the
-// model (online transforms as tensors, quantization_config.json) so eval runs it exactly.
+// hardened (σ(a) > 0.5 = affine), then trained `epochs` hard; the search result is kept in
+// the work directory, so a resumed run does not search again. Weights get learnable
+// clipping (LWC), activations learnable clipping (LAC: per block and quantizer point, a
+// sigmoid factor on each token's max and min); training is block-wise on the window driver
+// (one-layer windows) with FlatQuant's full-precision inputs by default; the weights are
+// then hardened by RTN with the learned clipping (`weights: "rtn"`), or left transformed in
+// full precision for a following weight pass such as GPTQ (`weights: "none"`, recipes
+// *-gptq). Activations are quantized per token (abits) after the transforms, the K/V caches
+// per token in groups (kv_bits, kv_group); all of it is written into the model (online
+// transforms and clipping factors as tensors, quantization_config.json) so eval runs it
+// exactly.
 #include <ATen/ATen.h>
 
 #include <array>
@@ -26,9 +31,13 @@
 #include <map>
 #include <optional>
 
+#include <nlohmann/json.hpp>
+
 #include "block_linears.h"
 #include "options.h"
+#include "sliderquant/core/util.h"
 #include "sliderquant/core/log.h"
+#include "sliderquant/io/safetensors.h"
 #include "sliderquant/pipeline/pass.h"
 #include "sliderquant/pipeline/session.h"
 #include "sliderquant/pipeline/window_trainer.h"
@@ -51,7 +60,9 @@ struct Opts {
   double beta_attn = 0, beta_ffn = 0;
   std::string heavy_tail = "rotation";
   int64_t epochs = 15, search_epochs = 5, batch = 4;
-  double lr = 5e-3, lwc_lr = 5e-2, choice_lr = 5e-2, lwc_init = 4.0;
+  double lr = 5e-3, lwc_lr = 5e-2, choice_lr = 5e-2, lwc_init = 4.0, lac_init = 4.0;
+  bool lac = true;
+  std::string weights = "rtn";
   int abits = 4, k_bits = 4, v_bits = 4;
   int64_t kv_group = 0;
   bool fp_inputs = true;
@@ -72,6 +83,9 @@ Opts read(const nlohmann::json& o) {
   r.lwc_lr = o.value("lwc_lr", r.lwc_lr);
   r.choice_lr = o.value("choice_lr", r.choice_lr);
   r.lwc_init = o.value("lwc_init", r.lwc_init);
+  r.lac = o.value("lac", r.lac);
+  r.lac_init = o.value("lac_init", r.lac_init);
+  r.weights = o.value("weights", r.weights);
   r.abits = o.value("abits", r.abits);
   r.k_bits = o.value("k_bits", r.k_bits);
   r.v_bits = o.value("v_bits", r.v_bits);
@@ -84,7 +98,8 @@ Opts read(const nlohmann::json& o) {
 void validate(const nlohmann::json& o, const std::string& where) {
   check_keys(o,
              {"mode", "select", "beta_attn", "beta_ffn", "heavy_tail", "epochs", "search_epochs", "batch", "lr",
-              "lwc_lr", "choice_lr", "lwc_init", "abits", "k_bits", "v_bits", "kv_group", "fp_inputs", "seed"},
+              "lwc_lr", "choice_lr", "lwc_init", "lac", "lac_init", "weights", "abits", "k_bits", "v_bits", "kv_group",
+              "fp_inputs", "seed"},
              where);
   const std::string mode = get_or<std::string>(o, "mode", "adaptive", where);
   SQ_CHECK(mode == "adaptive" || mode == "rotation" || mode == "affine",
@@ -101,6 +116,11 @@ void validate(const nlohmann::json& o, const std::string& where) {
   for (const char* k : {"lr", "lwc_lr", "choice_lr"})
     SQ_CHECK(get_or<double>(o, k, 0.0, where) >= 0, where << ": " << k << " must be >= 0");
   get_or<double>(o, "lwc_init", 4.0, where);
+  get_or<bool>(o, "lac", true, where);
+  get_or<double>(o, "lac_init", 4.0, where);
+  const std::string wq = get_or<std::string>(o, "weights", "rtn", where);
+  SQ_CHECK(wq == "rtn" || wq == "none",
+           where << ": weights must be \"rtn\" (learned clipping) or \"none\" (left for the next pass, e.g. gptq)");
   for (const char* k : {"abits", "k_bits", "v_bits"}) {
     const int b = get_or<int>(o, k, 4, where);
     SQ_CHECK((b >= 2 && b <= 8) || b == 16, where << ": " << k << " must be 2..8 or 16 (off)");
@@ -116,6 +136,7 @@ nlohmann::json resolve(const nlohmann::json& o) {
           {"beta_ffn", r.beta_ffn}, {"heavy_tail", r.heavy_tail}, {"epochs", r.epochs},
           {"search_epochs", r.search_epochs}, {"batch", r.batch}, {"lr", r.lr},
           {"lwc_lr", r.lwc_lr},   {"choice_lr", r.choice_lr}, {"lwc_init", r.lwc_init},
+          {"lac", r.lac},         {"lac_init", r.lac_init},   {"weights", r.weights},
           {"abits", r.abits},     {"k_bits", r.k_bits},       {"v_bits", r.v_bits},
           {"kv_group", r.kv_group}, {"fp_inputs", r.fp_inputs}, {"seed", r.seed}};
 }
@@ -127,8 +148,6 @@ int64_t kron_split(int64_t n, bool hadamard) {
     if (n % n1 == 0 && (!hadamard || (hadamard_supported(n1) && hadamard_supported(n / n1)))) return n1;
   return 0;
 }
-
-at::Tensor kron_dense(const at::Tensor& p1, const at::Tensor& p2) { return p1.defined() ? at::kron(p1, p2) : p2; }
 
 // One transform point's candidates and choice.
 struct Point {
@@ -180,6 +199,8 @@ class AdaptiveStudent : public WindowStudent {
   bool rotation_ok(int64_t l, int p) { return ensure(l).pt[size_t(p)].rotation_ok; }
 
   void focus(int64_t first, int64_t last) override {
+    // The search's noise depends on the window only, so a resumed run draws the same.
+    gen_ = at::detail::createCPUGenerator(o_.seed * 7919ULL + 17 + uint64_t(first) * 1000003ULL);
     for (auto it = fp_.begin(); it != fp_.end();) it = (it->first < first || it->first > last) ? fp_.erase(it) : ++it;
   }
 
@@ -197,6 +218,7 @@ class AdaptiveStudent : public WindowStudent {
       }
       for (auto& q : L.lwc)
         if (q) lwc.params.insert(lwc.params.end(), {q->gamma(), q->beta()});
+      if (L.lac.defined()) lwc.params.push_back(L.lac);
     }
     std::vector<ParamGroup> g;
     for (ParamGroup* p : {&tr, &lwc, &ch})
@@ -221,6 +243,7 @@ class AdaptiveStudent : public WindowStudent {
     for (int p = 0; p < kOnlinePoints; ++p) w.online[p] = cast(T[size_t(p)]);
     w.online_q = cast(online_inverse_transpose(T[int(OnlinePoint::KCache)]));
     w.act = act();
+    if (L.lac.defined()) w.act_clip = at::sigmoid(L.lac);
     return w;
   }
 
@@ -256,8 +279,10 @@ class AdaptiveStudent : public WindowStudent {
         Linear& li = *lin[size_t(i)];
         li.weight = host(weight_of(t, i));
         if (li.bias.defined()) li.bias = host(bias_of(t, i));
-        if (L.lwc[size_t(i)]) s_.set_quantized(li.name, L.lwc[size_t(i)]->quantize(weight_of(t, i)).to(c10::Device(c10::kCPU)));
+        if (L.lwc[size_t(i)] && o_.weights == "rtn")
+          s_.set_quantized(li.name, L.lwc[size_t(i)]->quantize(weight_of(t, i)).to(c10::Device(c10::kCPU)));
       }
+      if (L.lac.defined()) b.act_clip = host(at::sigmoid(L.lac));
       for (int p = 0; p < kOnlinePoints; ++p) {
         b.online[p] = {host(T[size_t(p)].scale), host(T[size_t(p)].p1), host(T[size_t(p)].p2)};
         b.online_kind[p] = transform_kind_name(L.pt[size_t(p)].kind);
@@ -280,6 +305,7 @@ class AdaptiveStudent : public WindowStudent {
     bool ready = false;
     std::array<Point, kPoints> pt;
     std::array<std::optional<LwcQuantizer>, kLinears> lwc;
+    at::Tensor lac;  // [kActClipPoints, 2] logits of the activation clipping factors (LAC)
     std::array<double, 4> noise{};  // the search's logistic noise of the current step
   };
 
@@ -295,7 +321,10 @@ class AdaptiveStudent : public WindowStudent {
   }
   OnlineTransform cast(const OnlineTransform& t) const {
     auto c = [&](const at::Tensor& x) { return x.defined() ? x.to(s_.runner.dtype) : x; };
-    return {c(t.scale), c(t.p1), c(t.p2)};
+    OnlineTransform r{c(t.scale), c(t.p1), c(t.p2)};
+    r.mix = c(t.mix);
+    for (const OnlineTransform& a : t.alt) r.alt.push_back(cast(a));
+    return r;
   }
 
   std::vector<std::pair<std::string, at::Tensor*>> params(int64_t l) {
@@ -315,6 +344,7 @@ class AdaptiveStudent : public WindowStudent {
         r.emplace_back(name(l, i) + ".lwc_gamma", &L.lwc[size_t(i)]->gamma());
         r.emplace_back(name(l, i) + ".lwc_beta", &L.lwc[size_t(i)]->beta());
       }
+    if (L.lac.defined()) r.emplace_back(b + "lac", &L.lac);
     return r;
   }
 
@@ -350,6 +380,8 @@ class AdaptiveStudent : public WindowStudent {
         L.lwc[size_t(i)].emplace(*pl->format, lin[size_t(i)]->weight.size(0), lin[size_t(i)]->weight.size(1),
                                  o_.lwc_init, dev);
     }
+    if (o_.lac && (o_.abits < 16 || o_.k_bits < 16 || o_.v_bits < 16))
+      L.lac = leaf(at::full({kActClipPoints, 2}, o_.lac_init));
     L.ready = true;
     return L;
   }
@@ -366,9 +398,14 @@ class AdaptiveStudent : public WindowStudent {
     if (!searching) return rot(P.d);
     const int c = p < 4 ? p : kHeadChoice;
     const at::Tensor soft = at::sigmoid(L.pt[size_t(c)].alpha + L.noise[size_t(c)]);
-    const at::Tensor h = (soft > 0.5).to(at::kFloat) + soft - soft.detach();
-    at::Tensor mix = h * kron_dense(P.a1, P.a2) + (1 - h) * P.signs.unsqueeze(1) * kron_dense(P.h1, P.h2);
-    return {P.d, at::Tensor(), mix};
+    const at::Tensor hard = (soft > 0.5).to(at::kFloat);
+    // The caches follow the o input's draw without a gradient of their own (the q side of
+    // the K transform needs an explicit inverse).
+    if (p >= 4) return hard.item<double>() > 0.5 ? aff(P.d) : rot(P.d);
+    OnlineTransform t;
+    t.mix = hard + soft - soft.detach();
+    t.alt = {aff(P.d), rot(P.d)};
+    return t;
   }
 
   // The block's tensors with every transform folded into the consuming weights (W T^{-T});
@@ -377,7 +414,7 @@ class AdaptiveStudent : public WindowStudent {
     const ModelConfig& c = s_.model.config;
     for (int p = 0; p < kPoints; ++p) T[size_t(p)] = transform_of(L, p);
     BlockTensors t = fp;
-    auto fold = [&](const at::Tensor& W, int p) { return apply_online(online_inverse_transpose(T[size_t(p)]), W); };
+    auto fold = [&](const at::Tensor& W, int p) { return fold_online_inverse(W, T[size_t(p)]); };
     const int64_t nkv = c.num_kv_heads, nh = c.num_heads, hd = c.head_dim, H = c.hidden_size;
     // V cache: v_h -> v_h Tv per KV head: v rows Tvᵀ W_h (bias b_h Tv); o columns W_h Tv^{-T}.
     const OnlineTransform& tv = T[kVCache];
@@ -398,13 +435,53 @@ class AdaptiveStudent : public WindowStudent {
   at::Generator gen_ = at::detail::createCPUGenerator(o_.seed * 7919ULL + 17);
 };
 
+using Kinds = std::vector<std::array<TransformKind, 4>>;
+
+// The search's outcome in the work directory (choices and the trained parameters), so a
+// resumed run goes straight to the hard phase; keyed like the window checkpoints.
+nlohmann::json search_identity(const Session& s) {
+  return {{"model", s.model.dir},
+          {"recipe_sha256", s.recipe.sha256()},
+          {"calibration_sha256", s.calib ? s.calib->sha256 : ""},
+          {"device_dtype", dtype_name(s.runner.dtype)}};
+}
+
+void save_search(const Session& s, AdaptiveStudent& student, const Kinds& kinds) {
+  if (s.work_dir.empty()) return;
+  nlohmann::json k = nlohmann::json::array();
+  for (const auto& layer : kinds) {
+    nlohmann::json row = nlohmann::json::array();
+    for (TransformKind t : layer) row.push_back(transform_kind_name(t));
+    k.push_back(row);
+  }
+  write_safetensors(path_join(s.work_dir, "adaptive_search.safetensors"), student.state());
+  write_file_atomic(path_join(s.work_dir, "adaptive_search.json"),
+                    nlohmann::json{{"identity", search_identity(s)}, {"kinds", k}}.dump(2) + "\n");
+}
+
+bool load_search(const Session& s, AdaptiveStudent& student, Kinds& kinds) {
+  if (s.work_dir.empty()) return false;
+  const std::string jp = path_join(s.work_dir, "adaptive_search.json");
+  const std::string tp = path_join(s.work_dir, "adaptive_search.safetensors");
+  if (!path_exists(jp) || !path_exists(tp)) return false;
+  const nlohmann::json j = nlohmann::json::parse(read_file(jp));
+  if (j.value("identity", nlohmann::json()) != search_identity(s)) return false;
+  const nlohmann::json& k = j.at("kinds");
+  SQ_CHECK(k.size() == kinds.size(), jp << ": " << k.size() << " layers, the model has " << kinds.size());
+  for (size_t l = 0; l < kinds.size(); ++l)
+    for (size_t p = 0; p < 4; ++p)
+      kinds[l][p] = k.at(l).at(p).get<std::string>() == "rotation" ? TransformKind::Rotation : TransformKind::Affine;
+  student.load_state(*SafetensorsFile::open(tp));
+  SQ_INFO("adaptive: resuming with the transform search's result from " << s.work_dir);
+  return true;
+}
+
 void run(Session& s, const nlohmann::json& json) {
   const Opts o = read(json);
   const int64_t L = s.model.config.num_layers;
   AdaptiveStudent student(s, o);
   for (const auto& [pt, n] : student.forced_affine())
     SQ_INFO("adaptive: " << pt << " (order " << n << ") has no Hadamard split; it gets the affine transform");
-  using Kinds = std::vector<std::array<TransformKind, 4>>;
   Kinds kurt(static_cast<size_t>(L));
   SelectorOptions so;
   so.heavy_tail = o.heavy_tail == "rotation" ? HeavyTail::ToRotation : HeavyTail::ToAffine;
@@ -417,12 +494,16 @@ void run(Session& s, const nlohmann::json& json) {
   wo.seed = o.seed;
   wo.student_inputs_fp = o.fp_inputs;
   if (o.mode == "adaptive" && o.select == "search") {
-    student.searching = true;
-    wo.epochs = o.search_epochs;
-    wo.label = "adaptive-search";
-    train_windows(s, student, wo);
-    student.searching = false;
-    const auto found = student.searched();
+    Kinds found(static_cast<size_t>(L));
+    if (!load_search(s, student, found)) {
+      student.searching = true;
+      wo.epochs = o.search_epochs;
+      wo.label = "adaptive-search";
+      train_windows(s, student, wo);
+      student.searching = false;
+      found = student.searched();
+      save_search(s, student, found);
+    }
     int agree = 0, total = 0;
     for (size_t l = 0; l < found.size(); ++l)
       for (size_t p = 0; p < 4; ++p)

@@ -239,9 +239,15 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
     ++unit;
     save_state(prog, student, unit);
     bar.update(unit);
-    // Test hook: simulate a killed run after N trained window stages.
-    if (const char* stop = std::getenv("SQ_TEST_STOP_AFTER_WINDOWS"); stop && unit >= std::atoll(stop))
-      SQ_FAIL(o.label << ": stopped after " << unit << " window stage(s) (SQ_TEST_STOP_AFTER_WINDOWS)");
+    // Test hook: simulate a killed run after N trained window stages ("N", or "LABEL:N" for
+    // the training run of that label only).
+    if (const char* env = std::getenv("SQ_TEST_STOP_AFTER_WINDOWS")) {
+      const std::string stop = env;
+      const size_t colon = stop.rfind(':');
+      const bool mine = colon == std::string::npos || stop.substr(0, colon) == o.label;
+      if (mine && unit >= std::atoll(stop.c_str() + (colon == std::string::npos ? 0 : colon + 1)))
+        SQ_FAIL(o.label << ": stopped after " << unit << " window stage(s) (SQ_TEST_STOP_AFTER_WINDOWS)");
+    }
   };
   // Advances both streams past the layers that leave window k (student at RATE).
   auto advance = [&](size_t k, double rate) {

@@ -88,7 +88,7 @@ LoraDelta::LoraDelta(int64_t out, int64_t in, int64_t rank, uint64_t seed, c10::
 
 at::Tensor LoraDelta::delta() const { return at::matmul(B, A) * scaling; }
 
-at::Tensor fake_quant_per_token(const at::Tensor& x, int bits, double rate) {
+at::Tensor fake_quant_per_token(const at::Tensor& x, int bits, double rate, const at::Tensor& clip) {
   if (bits >= 16) return x;
   SQ_CHECK(bits >= 2 && bits <= 8, "activation quantization: " << bits << " bits (supported: 2..8, or 16 = off)");
   const int64_t C = x.size(-1), K = partial_count(rate, C);
@@ -96,6 +96,10 @@ at::Tensor fake_quant_per_token(const at::Tensor& x, int bits, double rate) {
   at::Tensor part = K < C ? X.narrow(-1, 0, K) : X;
   const double maxq = double((int64_t(1) << bits) - 1);
   at::Tensor lo = at::amin(part, {-1}, true), hi = at::amax(part, {-1}, true);
+  if (clip.defined()) {
+    hi = hi * clip[0];
+    lo = lo * clip[1];
+  }
   at::Tensor s = ((hi - lo) / maxq).clamp_min(1e-5);
   at::Tensor z = at::round((-lo / s).clamp(-1e4, 1e4)).detach();
   at::Tensor q = at::clamp(round_ste(part / s) + z, 0.0, maxq);

@@ -39,17 +39,23 @@ struct BlockWeights {
   at::Tensor w_gate_up, b_gate_up;  // [2 I, H]
   at::Tensor w_down, b_down;
   ActQuant act;  // activation fake quantization inside block_forward (off unless set)
+  at::Tensor act_clip;  // [kActClipPoints, 2] float32 clipping factors of those quantizers, or undefined
   // Online transforms (model.h), in the compute dtype; online_q is the q side of the
   // K-cache transform (T^{-T}), derived by prepare_block.
   OnlineTransform online[kOnlinePoints];
   OnlineTransform online_q;
   int64_t nbytes() const;
 };
-// x T along the last dimension (model.h OnlineTransform; undefined parts are identities).
-// Differentiable in x and in the transform's tensors.
+// x T along the last dimension (model.h OnlineTransform; undefined parts are identities;
+// a mixed transform applies both candidates). Differentiable in x and the transform's tensors.
 at::Tensor apply_online(const OnlineTransform& t, const at::Tensor& x);
-// The transform x -> x T^{-T} (scale 1/scale, factors p1^{-T}, p2^{-T}), computed in float64.
+// The transform x -> x T^{-T} (scale 1/scale, factors p1^{-T}, p2^{-T}), computed in float64
+// (not for mixed transforms).
 OnlineTransform online_inverse_transpose(const OnlineTransform& t);
+// W T^{-T}: what the consumers of an input transformed by T store (rows of W times T^{-T}).
+// For a mixed T (T(h) = h·A + (1 − h)·R, h ∈ {0, 1} in value) the value is W T_sel^{-T} and
+// the derivative in h is exact: d(W T^{-T})/dh = −W T^{-T} (A − R)ᵀ T^{-T}, in Kronecker form.
+at::Tensor fold_online_inverse(const at::Tensor& W, const OnlineTransform& t);
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dtype,
                            c10::Device device, int64_t index);
 

@@ -53,7 +53,13 @@ struct ActQuant {
 struct OnlineTransform {
   at::Tensor scale;   // [n]
   at::Tensor p1, p2;  // [n1, n1], [n2, n2] with n1 * n2 = n
-  bool defined() const { return scale.defined() || p1.defined() || p2.defined(); }
+  // Training only (a differentiable choice between two transforms, never stored): when
+  // `mix` is defined, x T = mix · (x alt[0]) + (1 − mix) · (x alt[1]) and the parts above
+  // are unused; mix is 0 or 1 in value, so T is exactly one candidate, while its gradient
+  // reaches the choice.
+  at::Tensor mix{};
+  std::vector<OnlineTransform> alt{};
+  bool defined() const { return scale.defined() || p1.defined() || p2.defined() || mix.defined(); }
 };
 // Where a block applies online transforms: the inputs of its linear groups (TapPoint
 // order of model/forward.h), and K after RoPE per head (q then gets q T^{-T}, so Q Kᵀ is
@@ -61,6 +67,12 @@ struct OnlineTransform {
 enum class OnlinePoint { QkvIn = 0, OIn = 1, GateUpIn = 2, DownIn = 3, KCache = 4 };
 constexpr int kOnlinePoints = 5;
 const char* online_point_name(OnlinePoint p);  // "qkv_in", "o_in", "gate_up_in", "down_in", "k_cache"
+
+// Learned activation clipping (FlatQuant's LAC): per block, a [kActClipPoints, 2] float
+// tensor of factors in (0, 1] (column 0 shrinks each token's max, column 1 its min) for the
+// per-token quantizers of the four linear-group inputs and of the K and V caches.
+enum class ActClipPoint { QkvIn = 0, OIn = 1, GateUpIn = 2, DownIn = 3, KCache = 4, VCache = 5 };
+constexpr int kActClipPoints = 6;
 
 struct Linear {
   std::string name;   // canonical, e.g. "blocks.3.attn.q"
@@ -82,6 +94,7 @@ struct Block {
   Linear gate, up, down;      // gate/up [I, H], down [H, I]
   OnlineTransform online[kOnlinePoints];  // online transforms (all undefined by default)
   std::string online_kind[kOnlinePoints];  // what each is ("rotation", "affine"; informative)
+  at::Tensor act_clip;        // [kActClipPoints, 2] learned activation clipping, or undefined
   std::vector<Linear*> linears();
   std::vector<const Linear*> linears() const;
   int64_t nbytes() const;  // bytes of all tensors as stored
@@ -104,6 +117,7 @@ struct Model {
 
 // Every tensor of the model's current state under canonical names (embed, norms and their
 // biases, linear weights and biases, online transforms as blocks.N.online.POINT.{scale,p1,p2},
+// activation clipping as blocks.N.act_clip,
 // final norm, lm_head unless tied), in forward order.
 // A linear whose master weight is undefined (loaded packed) is listed with an undefined tensor.
 std::vector<std::pair<std::string, at::Tensor>> canonical_tensors(const Model& m);

@@ -78,8 +78,10 @@ struct LoraDelta {
 // scale >= 1e-5, zero = round(-min / scale) unclamped: OmniQuant's per-token quantizer).
 // Straight-through rounding; gradients also flow through the scale.
 // With rate < 1 only the first partial_count(rate, C) channels are quantized (the row's
-// range is taken over those channels). bits >= 16 returns x unchanged. Computed in float32,
-// returned in x's dtype.
-at::Tensor fake_quant_per_token(const at::Tensor& x, int bits, double rate = 1.0);
+// range is taken over those channels). CLIP (optional, [2] float32: FlatQuant's learned
+// activation clipping) multiplies each row's max by clip[0] and its min by clip[1]; the
+// gradient reaches it through the scale. bits >= 16 returns x unchanged. Computed in
+// float32, returned in x's dtype.
+at::Tensor fake_quant_per_token(const at::Tensor& x, int bits, double rate = 1.0, const at::Tensor& clip = {});
 
 }  // namespace sq
