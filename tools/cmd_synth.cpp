@@ -16,6 +16,7 @@ namespace sq::cli {
 int cmd_synth(const SynthArgs& a, const CommonArgs& common) {
   apply_common(common);
   ModelConfig c = synthetic_config(a.family, a.preset);
+  if (a.layers > 0) c.num_layers = a.layers;
   SyntheticOptions o;
   o.seed = a.seed;
   o.dtype = parse_dtype(a.dtype);

@@ -43,6 +43,7 @@ struct SynthArgs {
   std::string out;
   std::string family;
   std::string preset = "tiny";
+  int64_t layers = 0;  // 0: the preset's
   uint64_t seed = 0;
   std::string dtype = "bfloat16";
   int64_t shard_size_mb = 2048;

@@ -75,6 +75,8 @@ int main(int argc, char** argv) {
   synth->add_option("--preset", sy.preset, "shape: tiny, llama2-7b, llama3-8b, mistral-7b, qwen2.5-7b, "
                                            "qwen3-8b")->capture_default_str();
   synth->add_option("--family", sy.family, "llama, mistral, qwen2, qwen3 (default: the preset's)");
+  synth->add_option("--layers", sy.layers, "decoder layers (default: the preset's; fewer keep its widths, e.g. a "
+                                           "7B-shaped layer for a CPU benchmark)")->check(CLI::PositiveNumber);
   synth->add_option("--seed", sy.seed, "random seed")->capture_default_str();
   synth->add_option("--dtype", sy.dtype, "stored dtype: bfloat16, float16, float32")->capture_default_str();
   synth->add_option("--shard-size-mb", sy.shard_size_mb, "largest shard in MiB")->capture_default_str()

@@ -124,10 +124,14 @@ at::Tensor apply_transposed(const OnlineTransform& t, const at::Tensor& x) {
 at::Tensor fold_online_inverse(const at::Tensor& W, const OnlineTransform& t) {
   if (!t.mix.defined()) return apply_online(online_inverse_transpose(t), W);
   SQ_CHECK(t.alt.size() == 2, "a mixed online transform needs two candidates");
-  const OnlineTransform inv = online_inverse_transpose(t.alt[t.mix.item<double>() > 0.5 ? 0 : 1]);
+  const bool first = t.mix.item<double>() > 0.5;  // the value is alt[0]
+  const OnlineTransform inv = online_inverse_transpose(t.alt[first ? 0 : 1]);
   const at::Tensor U = apply_online(inv, W);
   const at::Tensor g = t.mix - t.mix.detach();  // zero in value, carries dL/dh
-  return U - g * apply_online(inv, apply_transposed(t.alt[0], U) - apply_transposed(t.alt[1], U));
+  // U (A − R)ᵀ T_sel^{-T} with the selected factor cancelling: U − U Rᵀ A^{-T} (A selected)
+  // or U Aᵀ R^{-T} − U (R selected).
+  const at::Tensor V = apply_online(inv, apply_transposed(t.alt[first ? 1 : 0], U));
+  return U - g * (first ? U - V : V - U);
 }
 
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dt, c10::Device dev,
