@@ -107,6 +107,7 @@ def prepare_models(args, budget_end):
     """Returns [(label, model_dir, notes)], making synthetic checkpoints as needed."""
     models = []
     for name in [p.strip() for p in args.preset.split(",") if p.strip()]:
+        name, _, layers = name.partition("/")  # "llama2-7b/1": the preset's widths, 1 layer
         if name == "stories260K":
             models.append(("stories260K", STORIES, {"source": "tests/fixtures (real weights)"}))
             continue
@@ -118,11 +119,15 @@ def prepare_models(args, budget_end):
         if not os.path.exists(os.path.join(tok_path, "tokenizer.model")):
             raise SystemExit("bench_eval: missing %s/tokenizer.model" % tok_path)
         dtype = args.synth_dtype
-        out_dir = os.path.join(args.work, "synth-%s-%s-seed%d" % (name, dtype, args.seed))
+        label = name + ("/" + layers if layers else "")
+        lopt = ["--layers", layers] if layers else []
+        out_dir = os.path.join(args.work, "synth-%s%s-%s-seed%d" % (name, "-l" + layers if layers else "", dtype,
+                                                                    args.seed))
         stamp = os.path.join(out_dir, ".bench_eval_stamp")
-        want = json.dumps({"preset": name, "dtype": dtype, "seed": args.seed, "tokenizer": tok_path,
+        want = json.dumps({"preset": name, "layers": layers, "dtype": dtype, "seed": args.seed, "tokenizer": tok_path,
                            "bin": os.path.abspath(args.bin)}, sort_keys=True)
-        notes = {"source": "sliderquant synth --preset %s --dtype %s --seed %d" % (name, dtype, args.seed)}
+        notes = {"source": "sliderquant synth --preset %s%s --dtype %s --seed %d" % (
+            name, " --layers " + layers if layers else "", dtype, args.seed)}
         if os.path.exists(stamp) and open(stamp).read() == want:
             log("reusing %s" % out_dir)
             notes["synth_seconds"] = None
@@ -130,7 +135,7 @@ def prepare_models(args, budget_end):
             shutil.rmtree(out_dir, ignore_errors=True)
             os.makedirs(args.work, exist_ok=True)
             rc, dt, _ = run([args.bin, "synth", out_dir, "--preset", name, "--dtype", dtype,
-                             "--seed", str(args.seed), "--tokenizer", tok_path],
+                             "--seed", str(args.seed), "--tokenizer", tok_path] + lopt,
                             timeout=max(30, budget_end - time.monotonic()))
             if rc != 0 or not os.path.exists(os.path.join(out_dir, "config.json")):
                 raise SystemExit("bench_eval: synth %s failed (rc %d%s)" % (
@@ -139,7 +144,7 @@ def prepare_models(args, budget_end):
                 f.write(want)
             notes["synth_seconds"] = round(dt, 2)
             log("synth %s: %.1f s" % (name, dt))
-        models.append((name, out_dir, notes))
+        models.append((label, out_dir, notes))
     return models
 
 

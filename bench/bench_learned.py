@@ -14,6 +14,9 @@ Suites (--suites, default both):
             and with the kurtosis selector, the search without learned activation clipping,
             and the search with GPTQ weights (configs/test/stories-*-w4a4kv4.json; the full
             recipes on the GPU preset).
+  step      (not in the default) seconds and peak memory of one adaptive training step on one
+            7B-shaped layer: search vs affine vs rotation (--step-seqlen tokens, default cpu 128,
+            cuda 2048).
 Give stories260K's own samples with --calib/--eval for in-domain perplexity (the tests write
 such files); the default evaluation text is the bundled WikiText-2 excerpt.
 """
@@ -46,6 +49,14 @@ CPU_ROWS = [
     ("adaptive", "stories-adaptive-w4a4kv4", "search-nolac", {"lac": False}),
     ("adaptive", "stories-adaptive-w4a4kv4-gptq", "search-gptq", {}),
 ]
+# One training step of the adaptive pass on one 7B-shaped layer (synth llama2-7b --layers 1;
+# 4096 / 11008 wide, 1 calibration window, batch 1): the search step (both candidates, exact
+# choice gradient) next to a plain affine and a plain rotation step.
+STEP_ROWS = [
+    ("step", "stories-adaptive-w4a4kv4", "search", {"select": "search", "search_epochs": 1, "epochs": 0, "batch": 1}),
+    ("step", "stories-adaptive-w4a4kv4", "affine", {"mode": "affine", "epochs": 1, "batch": 1}),
+    ("step", "stories-adaptive-w4a4kv4", "rotation", {"mode": "rotation", "epochs": 1, "batch": 1}),
+]
 GPU_ROWS = [
     ("ratio", "ratio-w2g128", "search", {}),
     ("adaptive", "rotate-w4a4kv4", "rotation", {}),
@@ -60,7 +71,8 @@ def main():
     ap.add_argument("--data-dir", default=os.path.join(be.REPO, "..", "shared", "data"))
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     ap.add_argument("--preset", default=None, help="default: cpu stories260K, cuda llama2-7b")
-    ap.add_argument("--suites", default="ratio,adaptive")
+    ap.add_argument("--suites", default="ratio,adaptive", help="ratio, adaptive, step")
+    ap.add_argument("--step-seqlen", type=int, default=None)
     ap.add_argument("--calib", default=None, help="calibration text (default: the recipe's)")
     ap.add_argument("--samples", type=int, default=None, help="calibration windows (default: recipe's; "
                                                               "cuda 16, timing only)")
@@ -92,17 +104,27 @@ def main():
             json.dump(report, f, indent=2)
         os.replace(args.out + ".tmp", args.out)
 
-    for label, mdir, _ in be.prepare_models(args, budget_end):
-        for suite, base, tag, changes in (GPU_ROWS if cuda else CPU_ROWS):
+    plans = []
+    if suites & {"ratio", "adaptive"}:
+        plans += [(label, mdir, GPU_ROWS if cuda else CPU_ROWS, None)
+                  for label, mdir, _ in be.prepare_models(args, budget_end)]
+    if "step" in suites:
+        sargs = argparse.Namespace(**vars(args))
+        sargs.preset = "llama2-7b/1"
+        step_calib = {"samples": 1, "seqlen": args.step_seqlen or (2048 if cuda else 128)}
+        plans += [(label, mdir, STEP_ROWS, step_calib) for label, mdir, _ in be.prepare_models(sargs, budget_end)]
+    for label, mdir, rows, row_calib in plans:
+        for suite, base, tag, changes in rows:
             if suite not in suites:
                 continue
             row_tag = "%s/%s/%s" % (label, base, tag)
             if time.monotonic() > budget_end - 15:
                 report["failures"].append({"row": row_tag, "why": "time budget spent"})
                 continue
-            path, _ = variant(args.work, base, "-" + tag.replace("@", "-"), changes,
-                              calib={"samples": args.samples} if args.samples else None)
-            qout = os.path.join(args.work, "learned-%s-%s-%s" % (label, base, tag.replace("@", "-")))
+            path, _ = variant(args.work, base, "-%s-%s" % (suite, tag.replace("@", "-")), changes,
+                              calib=row_calib or ({"samples": args.samples} if args.samples else None))
+            qout = os.path.join(args.work, "learned-%s-%s-%s-%s" % (label.replace("/", "-l"), suite, base,
+                                                                    tag.replace("@", "-")))
             jpath = qout + ".json"
             for p in (qout, qout + ".work"):
                 shutil.rmtree(p, ignore_errors=True)
@@ -110,7 +132,7 @@ def main():
                    "--data-dir", args.data_dir, "--json", jpath, "--force", "--quiet"]
             if args.calib:
                 cmd += ["--calib", args.calib]
-            if evals:
+            if evals and suite != "step":
                 cmd += ["--eval", ",".join(evals)]
             rc, wall, out = be.run(cmd, budget_end - time.monotonic(), tag="bench_learned", tail=6)
             qc = {}
@@ -136,18 +158,23 @@ def main():
 
     report["total_seconds"] = round(time.monotonic() - t0, 2)
     save()
-    head = ["model", "suite", "recipe", "row", "bits/w", "total s", "phases (s)", "peak RSS", "peak GPU", "ppl"]
+    head = ["model", "suite", "recipe", "row", "bits/w", "total s", "phases (s)", "step s", "peak RSS", "peak GPU",
+            "ppl"]
     lines = []
     for r in report["rows"]:
+        m = r["metrics"] or {}
+        step = (m.get("adaptive-search window seconds") or m.get("adaptive window seconds") or [None])[0] \
+            if r["suite"] == "step" else None
         ph = ", ".join("%s %.1f" % (k, v) for k, v in sorted((r["timings_seconds"] or {}).items(),
                                                              key=lambda kv: -kv[1])[:4])
         lines.append([r["model"], r["suite"], r["recipe"], r["row"],
                       "%.3f" % r["bits_per_weight"] if r["bits_per_weight"] else "-",
-                      bq.fmt_s(r["seconds_total"]), ph, be.fmt_bytes(r["peak_rss_bytes"]),
+                      bq.fmt_s(r["seconds_total"]), ph, bq.fmt_s(step), be.fmt_bytes(r["peak_rss_bytes"]),
                       be.fmt_bytes(r["peak_gpu_bytes"]), bq.fmt_ppl(r["ppl"])])
     bq.print_table("=== bench_learned: device %s, %s ===" % (args.device, report["machine"].get("sliderquant", "")), head, lines)
     be.log("bits/w = stored bits per weight of the quantized linears in the written output (codes, scales, "
-           "zeros, channel indices); phases = the four longest timed phases of the report")
+           "zeros, channel indices); phases = the four longest timed phases of the report; step s = the "
+           "step suite's one training step (its window's seconds: targets, one forward and backward)")
     return bq.report_failures(report, args.out)
 
 

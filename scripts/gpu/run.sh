@@ -20,6 +20,8 @@
 #   SQ_SKIP_EVAL_BENCH=1  SQ_SKIP_QBENCH=1  (SQ_SKIP_BENCH=1: both benchmarks)
 #   SQ_BENCH_ARGS (extra bench_eval.py arguments)  SQ_QBENCH_ARGS (extra bench_quantize.py arguments)
 #   SQ_SQBENCH=1 (run bench_sliderquant.py)  SQ_SQBENCH_ARGS (its extra arguments)
+#   SQ_LBENCH=1 (run bench_learned.py)  SQ_LBENCH_ARGS (its extra arguments; default
+#     "--suites step": one adaptive training step on a 7B-shaped layer, search vs affine vs rotation)
 #   SQ_QBENCH_MIN_S (240: the quantize benchmark is skipped with less time left than this)
 #   SQ_CMAKE_ARGS (extra configure arguments)
 #   SQ_TORCH_CMAKE_PREFIX / SQ_TORCH_ROOT (default: asked of python3's torch)
@@ -297,6 +299,13 @@ phase_qbench() {
 # 2 epochs by default, extrapolated to the official 128 samples and 60 / 20 epochs).
 phase_sqbench() { run_bench bench_sliderquant SQ_SQBENCH_ARGS "$1"; }
 
+# bench_learned.py: by default its step suite (one adaptive training step on a synthetic
+# 7B-shaped layer: the transform search vs plain affine vs plain rotation).
+phase_lbench() {
+  SQ_LBENCH_ARGS=${SQ_LBENCH_ARGS:---suites step}
+  run_bench bench_learned SQ_LBENCH_ARGS "$1"
+}
+
 # ---- the run ----------------------------------------------------------------------------------
 run_phase env 10-env-configure.log phase_env
 run_phase configure 10-env-configure.log phase_configure
@@ -344,6 +353,11 @@ else
     if ((sb < 120)); then skip_phase sqbench "only $(remaining)s left"
     else run_phase sqbench 50-qbench.log phase_sqbench "$sb"; fi
   fi
+  if [[ ${SQ_LBENCH:-0} == 1 ]]; then
+    lb=$(( $(remaining) - 10 ))
+    if ((lb < 120)); then skip_phase lbench "only $(remaining)s left"
+    else run_phase lbench 60-lbench.log phase_lbench "$lb"; fi
+  fi
 fi
 
 {
@@ -361,6 +375,10 @@ fi
   if [[ -f $OUT/50-qbench.log ]]; then
     echo "--- quantize benchmark table (full rows in bench_quantize.json)"
     sed -n '/^=== bench_quantize results/,$p' "$OUT/50-qbench.log"
+  fi
+  if [[ -f $OUT/60-lbench.log ]]; then
+    echo "--- learned-methods benchmark table (full rows in bench_learned.json)"
+    sed -n '/^=== bench_learned/,$p' "$OUT/60-lbench.log"
   fi
   echo "result: $([[ $FAILED == 0 ]] && echo ALL OK || echo FAILURES)"
 } | tee "$OUT/summary.txt"
