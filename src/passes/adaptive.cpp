@@ -522,6 +522,8 @@ void run(Session& s, const nlohmann::json& json) {
   wo.label = "adaptive";
   train_windows(s, student, wo);
   student.finish();
+  if (o.weights == "none")
+    SQ_INFO("adaptive: weights left transformed in full precision for the next pass (weights: \"none\")");
 }
 
 }  // namespace
@@ -529,7 +531,7 @@ void run(Session& s, const nlohmann::json& json) {
 const PassInfo& adaptive_pass() {
   static const PassInfo info{"adaptive",
                              "Adaptive layer-wise transforms: per-point rotation (Hadamard) or learnable Kronecker affine "
-                             "transforms applied online, block-wise training with LWC, W/A/KV quantization",
+                             "transforms applied online, block-wise training with learned weight and activation clipping, W/A/KV quantization",
                              true, validate, resolve, run};
   return info;
 }
