@@ -110,6 +110,11 @@ TEST(RatioRecipe, BundledRecipesParseAndResolve) {
   EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "quantizer": "adaround"})"), "hybrid"));
   EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe": "kl"})"), "probe"));
   EXPECT_TRUE(contains(bad(R"({"fixed_ratio": 1.5})"), "fixed_ratio"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_quantizer": "hybrid"})"), "probe_quantizer"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_base_ratio": 0.07})"), "probe_base_ratio"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_base_ratio": "0.1"})"), "probe_base_ratio"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_scale": "kl"})"), "probe_scale"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe": "lm", "probe_scale": "lm"})"), "probe_scale"));
 }
 
 TEST(RatioCli, MixedLinearsWriteReloadExactlyAndArtifactsAreReused) {
