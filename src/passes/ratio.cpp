@@ -396,11 +396,13 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
     of_block[layers[l].block].push_back(int64_t(l));
     SQ_CHECK(!s.linear(layers[l].name).override_, "ratio: " << layers[l].name << " is already quantized; ratio must run first");
   }
-  const int64_t singles = int64_t(layers.size()) * C;
-  SQ_CHECK(o.probe_budget == 0 || singles <= o.probe_budget,
+  const int64_t singles = int64_t(layers.size()) * C, scales = scale ? int64_t(of_block.size()) : 0;
+  SQ_CHECK(o.probe_budget == 0 || singles + scales <= o.probe_budget,
            "ratio: probe_budget " << o.probe_budget << " is below the " << singles
-                                  << " single-layer probe forwards (layers x candidates) the search needs");
-  int64_t left = o.probe_budget == 0 ? -1 : o.probe_budget - singles;
+                                  << " single-layer probe forwards (layers x candidates)"
+                                  << (scale ? " and " + std::to_string(scales) + " block-scale forwards" : std::string())
+                                  << " the search needs");
+  int64_t left = o.probe_budget == 0 ? -1 : o.probe_budget - singles - scales;
 
   // Probe weights of block B's layers at each candidate (mixed RTN, or mixed GPTQ with the
   // Hessians of the block's inputs X on the probe windows).
