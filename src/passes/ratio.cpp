@@ -128,7 +128,8 @@ Opts read(const nlohmann::json& o) {
 void validate(const nlohmann::json& o, const std::string& where) {
   check_keys(o,
              {"ratios", "target_bits", "fixed_ratio", "hi_bits_delta", "score", "score_samples", "probe",
-              "probe_samples", "probe_budget", "probe_quantizer", "probe_base_ratio", "probe_scale", "quantizer", "damp", "block_size", "epochs", "batch", "round_lr",
+              "probe_samples", "probe_budget", "probe_quantizer", "probe_base_ratio", "probe_scale", "quantizer", "damp",
+              "block_size", "epochs", "batch", "round_lr",
               "lwc_lr", "lwc_init", "round_reg", "warmup", "beta_start", "beta_end", "seed"},
              where);
   auto ratios = get_or<std::vector<double>>(o, "ratios", kRatios, where);
@@ -424,10 +425,16 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
       at::Tensor W = s.linear(L.name).effective_weight().to(dev, at::kFloat);
       for (int ci = 0; ci < C; ++ci) {
         const at::Tensor cols = top_k_channels(L.score, L.k[size_t(ci)]);
-        wq[{l, ci}] = gptq ? gptq_mixed(W, H[size_t(tap_of(L.name))], cols, L, g).dequantize().to(dev)
-                           : MixedQTensor::rtn(W, cols, L.hi, L.lo).dequantize();
+        wq[{l, ci}] = (gptq ? gptq_mixed(W, H[size_t(tap_of(L.name))], cols, L, g).dequantize().to(dev)
+                            : MixedQTensor::rtn(W, cols, L.hi, L.lo).dequantize())
+                          .to(s.runner.dtype);
       }
     }
+  };
+  // Drops block B's probe weights but the context's (which the overrides hold).
+  auto drop = [&](int64_t b) {
+    for (auto w = wq.begin(); w != wq.end();)
+      w = layers[size_t(w->first.first)].block == b && w->first.second != base_c ? wq.erase(w) : ++w;
   };
   auto set = [&](int64_t l, int ci) {
     Linear& lin = s.linear(layers[size_t(l)].name);
@@ -446,6 +453,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
       quantize_block(b, x);
       if (of_block.count(b))
         for (int64_t l : of_block[b]) set(l, base_c);
+      drop(b);
       x = forward(b, x);
     }
   }
@@ -467,7 +475,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
     // the MSE against it, less the context's own MSE.
     for (int64_t l : ls) set(l, -1);
     const at::Tensor y_fp = forward(b, x).to(at::kFloat);
-    if (base_c < 0) quantize_block(b, x);
+    quantize_block(b, x);  // again with a context (the same weights; only its own were kept)
     for (int64_t l : ls) set(l, base_c);
     const at::Tensor y_base = forward(b, x);
     const double ref = base_c < 0 ? 0.0 : (y_base.to(at::kFloat) - y_fp).pow(2).mean().item<double>();
@@ -511,7 +519,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
       for (auto& [key, v] : r.pair)
         if (layers[size_t(std::get<0>(key))].block == b) v *= lambda;
     }
-    for (auto it2 = wq.begin(); it2 != wq.end();) it2 = (base_c < 0 && layers[size_t(it2->first.first)].block == b) ? wq.erase(it2) : ++it2;
+    drop(b);
     x = base_c < 0 ? y_fp.to(y_base.scalar_type()) : y_base;
   }
   for (size_t l = 0; l < layers.size(); ++l) s.linear(layers[l].name).override_.reset();
