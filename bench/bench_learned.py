@@ -36,11 +36,16 @@ from bench_sliderquant import variant  # noqa: E402
 
 # (suite, base recipe, row tag, option changes) for CPU (stories260K) and the GPU preset.
 CPU_ROWS = [
-    ("ratio", "stories-ratio-w2", "search@2.55", {"target_bits": 2.55}),
-    ("ratio", "stories-ratio-w2", "search@2.64", {}),
-    ("ratio", "stories-ratio-w2", "search@2.80", {"target_bits": 2.80}),
+    # searched at the stored bits of the fixed rows (the budget of the same-bits comparison)
+    ("ratio", "stories-ratio-w2", "search@2.5733", {"target_bits": 2.5733}),
+    ("ratio", "stories-ratio-w2", "search@2.6405", {"target_bits": 2.6405}),
+    ("ratio", "stories-ratio-w2", "search@2.7057", {"target_bits": 2.7057}),
+    ("ratio", "stories-ratio-w2", "search@2.7730", {"target_bits": 2.7730}),
+    ("ratio", "stories-ratio-w2", "block@2.6405", {"target_bits": 2.6405, "probe_scale": "none", "probe_base_ratio": 0}),
+    ("ratio", "stories-ratio-w2", "scaled@2.6405", {"target_bits": 2.6405, "probe_base_ratio": 0}),
     ("ratio", "stories-ratio-w2", "fixed0.05", {"fixed_ratio": 0.05}),
     ("ratio", "stories-ratio-w2", "fixed0.10", {"fixed_ratio": 0.10}),
+    ("ratio", "stories-ratio-w2", "fixed0.15", {"fixed_ratio": 0.15}),
     ("ratio", "stories-ratio-w2", "fixed0.20", {"fixed_ratio": 0.20}),
     ("adaptive", "stories-rotate-w4a4kv4", "rotation", {}),
     ("adaptive", "stories-affine-w4a4kv4", "affine", {}),

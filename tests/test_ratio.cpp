@@ -110,6 +110,11 @@ TEST(RatioRecipe, BundledRecipesParseAndResolve) {
   EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "quantizer": "adaround"})"), "hybrid"));
   EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe": "kl"})"), "probe"));
   EXPECT_TRUE(contains(bad(R"({"fixed_ratio": 1.5})"), "fixed_ratio"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_quantizer": "hybrid"})"), "probe_quantizer"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_base_ratio": 0.07})"), "probe_base_ratio"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_base_ratio": "0.1"})"), "probe_base_ratio"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe_scale": "kl"})"), "probe_scale"));
+  EXPECT_TRUE(contains(bad(R"({"target_bits": 2.5, "probe": "lm", "probe_scale": "lm"})"), "probe_scale"));
 }
 
 TEST(RatioCli, MixedLinearsWriteReloadExactlyAndArtifactsAreReused) {
@@ -170,11 +175,21 @@ TEST(RatioCli, InfeasibleBudgetsStateTheFeasibleRange) {
   tight["probe_budget"] = 100;  // 35 linears x 5 candidates need 175
   q = d.quantize(d.recipe("stories-ratio-w2", tight, "tight"), "tight");
   EXPECT_NE(q.code, 0);
-  EXPECT_TRUE(contains(q.out, "175 single-layer probe forwards")) << q.out;
+  EXPECT_TRUE(contains(q.out, "175 single-layer probe forwards (layers x candidates) and 5 block-scale forwards"))
+      << q.out;
+  // The block probes scaled to LM loss units: one more forward per block, counted.
+  nlohmann::json scaled = fast;
+  scaled["probe_budget"] = 175 + 5;
+  q = d.quantize(d.recipe("stories-ratio-w2", scaled, "scaled"), "scaled", "");
+  ASSERT_EQ(q.code, 0) << q.out;
+  EXPECT_TRUE(contains(q.out, "block 4 probe scale")) << q.out;
+  EXPECT_TRUE(contains(q.out, "left 5 block(s) without pair probes")) << q.out;
+  EXPECT_EQ(d.report("scaled")["metrics"]["ratio probe forwards"][0].get<double>(), 175 + 5);
   // A budget covering the single probes but not every pair leaves some blocks diagonal.
   nlohmann::json some = fast;  // with the LM-loss probe on one window
   some["probe_budget"] = 175 + 525;
   some["probe"] = "lm";
+  some["probe_scale"] = "none";
   some["probe_samples"] = 1;
   q = d.quantize(d.recipe("stories-ratio-w2", some, "some"), "some", "");
   ASSERT_EQ(q.code, 0) << q.out;

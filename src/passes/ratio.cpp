@@ -8,12 +8,17 @@
 //     stream. Saved in the work directory (pipeline/channel_scores) and reused when the
 //     score kind, calibration and sample count match.
 //  2. Probes: each layer at each candidate ratio, and each pair of layers of the same block
-//     at each pair of candidates, is quantized by mixed RTN (probes are cheap and bounded)
-//     while the rest of the model stays full precision; the measured increase of the probe
-//     loss on the first `probe_samples` calibration windows builds M (diagonal: single
-//     layers; off-diagonal: polarization of the pairs; zero across blocks). Probe losses:
-//     "block" (MSE of the block output against the full-precision block) or "lm" (the
-//     calibration LM loss, running the rest of the model). `probe_budget` bounds the count
+//     at each pair of candidates, is quantized by mixed RTN or, with probe_quantizer "gptq",
+//     by mixed GPTQ with the Hessians of the block's inputs on the probe windows (closer to
+//     what the final rounding makes of a ratio; the GPTQ solves are not counted as forwards)
+//     while the rest of the model stays full precision, or, with probe_base_ratio, sits at
+//     that ratio (the marginal effect in a quantized model; its stream feeds each block);
+//     the measured increase of the probe loss over that context on the first `probe_samples`
+//     calibration windows builds M (diagonal: single layers; off-diagonal: polarization of
+//     the pairs; zero across blocks). Probe losses: "block" (MSE of the block output against
+//     the full-precision block on the same input; with probe_scale "lm" each block's probes
+//     are scaled by the LM loss increase per unit block MSE of one extra whole-block probe) or
+//     "lm" (the calibration LM loss, running the rest of the model). `probe_budget` bounds the count
 //     of probe forwards (one forward = one configuration on the probe batch): single-layer
 //     probes must fit, pair probes are taken block by block while they fit (blocks left
 //     without them get a diagonal M; a warning says how many).
@@ -24,8 +29,8 @@
 //  4. Final quantization block by block on the quantized stream (pipeline/sequencer):
 //     GPTQ of the high part with its Hessian sub-block, its error compensated into the low
 //     columns (W_lo += E_hi H_hl H_ll^-1, the least-squares optimum), then GPTQ of the low
-//     part ("gptq"), or plain mixed RTN ("rtn"). AdaRound / LWC hybrid rounding is not
-//     implemented (see README).
+//     part ("gptq"), plain mixed RTN ("rtn"), or hybrid rounding ("hybrid": AdaRound on the
+//     high part, LWC on the low part, trained per layer on the block reconstruction loss).
 #include <ATen/ATen.h>
 
 #include <sys/stat.h>
@@ -77,6 +82,9 @@ struct Opts {
   std::string probe = "block";
   int64_t probe_samples = 8;
   int64_t probe_budget = 0;  // 0 = unlimited
+  std::string probe_quantizer = "rtn";  // "rtn" or "gptq" (mixed GPTQ on the probe windows' Hessians)
+  double probe_base_ratio = 0;          // > 0: probes in the context of every other linear at this ratio
+  std::string probe_scale = "none";     // "lm": each block's block-loss probes scaled to LM loss units
   std::string quantizer = "hybrid";
   double damp = 0.01;
   int64_t block_size = 128;
@@ -98,6 +106,9 @@ Opts read(const nlohmann::json& o) {
   r.probe = o.value("probe", r.probe);
   r.probe_samples = o.value("probe_samples", r.probe_samples);
   r.probe_budget = o.value("probe_budget", r.probe_budget);
+  r.probe_quantizer = o.value("probe_quantizer", r.probe_quantizer);
+  r.probe_base_ratio = o.value("probe_base_ratio", r.probe_base_ratio);
+  r.probe_scale = o.value("probe_scale", r.probe_scale);
   r.quantizer = o.value("quantizer", r.quantizer);
   r.damp = o.value("damp", r.damp);
   r.block_size = o.value("block_size", r.block_size);
@@ -117,7 +128,8 @@ Opts read(const nlohmann::json& o) {
 void validate(const nlohmann::json& o, const std::string& where) {
   check_keys(o,
              {"ratios", "target_bits", "fixed_ratio", "hi_bits_delta", "score", "score_samples", "probe",
-              "probe_samples", "probe_budget", "quantizer", "damp", "block_size", "epochs", "batch", "round_lr",
+              "probe_samples", "probe_budget", "probe_quantizer", "probe_base_ratio", "probe_scale", "quantizer", "damp",
+              "block_size", "epochs", "batch", "round_lr",
               "lwc_lr", "lwc_init", "round_reg", "warmup", "beta_start", "beta_end", "seed"},
              where);
   auto ratios = get_or<std::vector<double>>(o, "ratios", kRatios, where);
@@ -137,6 +149,15 @@ void validate(const nlohmann::json& o, const std::string& where) {
   SQ_CHECK(pr == "block" || pr == "lm", where << ": probe must be \"block\" or \"lm\"");
   SQ_CHECK(get_or<int64_t>(o, "probe_samples", 8, where) >= 1, where << ": probe_samples must be >= 1");
   SQ_CHECK(get_or<int64_t>(o, "probe_budget", 0, where) >= 0, where << ": probe_budget must be >= 0 (0 = unlimited)");
+  const std::string pq = get_or<std::string>(o, "probe_quantizer", "rtn", where);
+  SQ_CHECK(pq == "rtn" || pq == "gptq", where << ": probe_quantizer must be \"rtn\" or \"gptq\"");
+  const double pb = get_or<double>(o, "probe_base_ratio", 0.0, where);
+  SQ_CHECK(pb == 0 || std::find_if(ratios.begin(), ratios.end(), [&](double r) { return std::abs(r - pb) < 1e-12; }) !=
+                          ratios.end(),
+           where << ": probe_base_ratio must be 0 (full-precision context) or one of the ratios");
+  const std::string ps = get_or<std::string>(o, "probe_scale", "none", where);
+  SQ_CHECK(ps == "none" || ps == "lm", where << ": probe_scale must be \"none\" or \"lm\"");
+  SQ_CHECK(ps == "none" || pr == "block", where << ": probe_scale \"lm\" scales the block probe (probe \"block\")");
   const std::string q = get_or<std::string>(o, "quantizer", "hybrid", where);
   SQ_CHECK(q == "gptq" || q == "rtn" || q == "hybrid",
            where << ": quantizer must be \"gptq\", \"hybrid\" (AdaRound + LWC) or \"rtn\"");
@@ -157,7 +178,9 @@ nlohmann::json resolve(const nlohmann::json& o) {
   nlohmann::json j = {{"ratios", r.ratios},         {"hi_bits_delta", r.hi_bits_delta},
                       {"score", r.score},           {"score_samples", r.score_samples},
                       {"probe", r.probe},           {"probe_samples", r.probe_samples},
-                      {"probe_budget", r.probe_budget}, {"quantizer", r.quantizer},
+                      {"probe_budget", r.probe_budget}, {"probe_quantizer", r.probe_quantizer},
+                      {"probe_base_ratio", r.probe_base_ratio},  {"probe_scale", r.probe_scale},
+                      {"quantizer", r.quantizer},
                       {"damp", r.damp},             {"block_size", r.block_size}};
   if (r.quantizer == "hybrid")
     j.update({{"epochs", r.epochs}, {"batch", r.batch}, {"round_lr", r.round_lr}, {"lwc_lr", r.lwc_lr},
@@ -177,6 +200,14 @@ struct Layer {
   at::Tensor score;            // [in] float32 CPU
   std::vector<int64_t> k;      // hi channel count per candidate ratio
 };
+
+// The tap point whose input a linear multiplies.
+TapPoint tap_of(const std::string& nm) {
+  return nm.find("attn.o") != std::string::npos      ? TapPoint::OIn
+         : nm.find("mlp.down") != std::string::npos  ? TapPoint::DownIn
+         : nm.find("mlp.") != std::string::npos      ? TapPoint::GateUpIn
+                                                     : TapPoint::QkvIn;
+}
 
 int64_t block_index(const std::string& canonical) { return std::stoll(canonical.substr(7, canonical.find('.', 7) - 7)); }
 
@@ -292,11 +323,7 @@ std::map<std::string, at::Tensor> hessian_scores(Session& s, const std::vector<L
       auto it = std::find_if(layers.begin(), layers.end(), [&](const Layer& L) { return L.name == l->name; });
       if (it == layers.end()) continue;
       const std::string& nm = l->name;
-      TapPoint p = nm.find("attn.o") != std::string::npos      ? TapPoint::OIn
-                   : nm.find("mlp.down") != std::string::npos  ? TapPoint::DownIn
-                   : nm.find("mlp.") != std::string::npos      ? TapPoint::GateUpIn
-                                                               : TapPoint::QkvIn;
-      at::Tensor H = at::diag(sq[int(p)] * (2.0 / double(tokens)));
+      at::Tensor H = at::diag(sq[int(tap_of(nm))] * (2.0 / double(tokens)));
       out[nm] = hessian_channel_scores(l->effective_weight().to(dev, at::kFloat), H).to(at::kCPU);
     }
   }
@@ -341,73 +368,161 @@ struct Probes {
   int64_t blocks_without_pairs = 0;
 };
 
+MixedQTensor gptq_mixed(const at::Tensor& W, const at::Tensor& H, const at::Tensor& hi_cols, const Layer& L,
+                        const GptqOptions& g);
+
 Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
   c10::InferenceMode guard;
   const ModelConfig& c = s.model.config;
   const c10::Device dev = s.runner.device;
   const int64_t P = std::min(o.probe_samples, s.calib->samples);
   const int C = int(o.ratios.size());
-  Runner runner(s.model, s.runner);
+  const int64_t nb = int64_t(s.model.blocks.size());
   at::Tensor ids = calib_ids(s, 0, P);
   const RopeTable rope = make_rope(c, s.calib->seqlen, dev);
-  const bool lm = o.probe == "lm";
-  double base = 0;
-  if (lm) base = lm_loss(runner.logits(ids), ids).item<double>();
+  const bool lm = o.probe == "lm", gptq = o.probe_quantizer == "gptq", scale = o.probe_scale == "lm";
+  GptqOptions g;
+  g.percdamp = o.damp;
+  g.block_size = o.block_size;
+  // The context candidate: with probe_base_ratio every linear not probed sits at it.
+  int base_c = -1;
+  for (int ci = 0; ci < C; ++ci)
+    if (o.probe_base_ratio > 0 && std::abs(o.ratios[size_t(ci)] - o.probe_base_ratio) < 1e-12) base_c = ci;
+  SQ_CHECK(o.probe_base_ratio <= 0 || base_c >= 0,
+           "ratio: probe_base_ratio " << o.probe_base_ratio << " is not one of the candidate ratios");
 
   // Layers per block and the probe budget.
   std::map<int64_t, std::vector<int64_t>> of_block;
-  for (size_t l = 0; l < layers.size(); ++l) of_block[layers[l].block].push_back(int64_t(l));
-  const int64_t singles = int64_t(layers.size()) * C;
-  SQ_CHECK(o.probe_budget == 0 || singles <= o.probe_budget,
+  for (size_t l = 0; l < layers.size(); ++l) {
+    of_block[layers[l].block].push_back(int64_t(l));
+    SQ_CHECK(!s.linear(layers[l].name).override_, "ratio: " << layers[l].name << " is already quantized; ratio must run first");
+  }
+  const int64_t singles = int64_t(layers.size()) * C, scales = scale ? int64_t(of_block.size()) : 0;
+  SQ_CHECK(o.probe_budget == 0 || singles + scales <= o.probe_budget,
            "ratio: probe_budget " << o.probe_budget << " is below the " << singles
-                                  << " single-layer probe forwards (layers x candidates) the search needs");
-  int64_t left = o.probe_budget == 0 ? -1 : o.probe_budget - singles;
+                                  << " single-layer probe forwards (layers x candidates)"
+                                  << (scale ? " and " + std::to_string(scales) + " block-scale forwards" : std::string())
+                                  << " the search needs");
+  int64_t left = o.probe_budget == 0 ? -1 : o.probe_budget - singles - scales;
+
+  // Probe weights of block B's layers at each candidate (mixed RTN, or mixed GPTQ with the
+  // Hessians of the block's inputs X on the probe windows).
+  std::map<std::pair<int64_t, int>, at::Tensor> wq;
+  auto quantize_block = [&](int64_t b, const at::Tensor& x) {
+    auto it = of_block.find(b);
+    if (it == of_block.end()) return;
+    std::array<at::Tensor, kTapPoints> H;
+    if (gptq) {
+      BlockTaps taps{[&](TapPoint p, const at::Tensor& t) {
+                       at::Tensor v = t.reshape({-1, t.size(-1)}).to(at::kFloat);
+                       H[size_t(p)] = v.t().mm(v) * (2.0 / double(v.size(0)));
+                     },
+                     TapPoint::DownIn};
+      block_forward(prepare_block(s.model.blocks[size_t(b)], c, s.runner.dtype, dev, b), c, x, rope, &taps);
+    }
+    for (int64_t l : it->second) {
+      const Layer& L = layers[size_t(l)];
+      at::Tensor W = s.linear(L.name).effective_weight().to(dev, at::kFloat);
+      for (int ci = 0; ci < C; ++ci) {
+        const at::Tensor cols = top_k_channels(L.score, L.k[size_t(ci)]);
+        wq[{l, ci}] = (gptq ? gptq_mixed(W, H[size_t(tap_of(L.name))], cols, L, g).dequantize().to(dev)
+                            : MixedQTensor::rtn(W, cols, L.hi, L.lo).dequantize())
+                          .to(s.runner.dtype);
+      }
+    }
+  };
+  // Drops block B's probe weights but the context's (which the overrides hold).
+  auto drop = [&](int64_t b) {
+    for (auto w = wq.begin(); w != wq.end();)
+      w = layers[size_t(w->first.first)].block == b && w->first.second != base_c ? wq.erase(w) : ++w;
+  };
+  auto set = [&](int64_t l, int ci) {
+    Linear& lin = s.linear(layers[size_t(l)].name);
+    if (ci < 0) lin.override_.reset();
+    else lin.override_ = std::make_shared<DenseWeight>(wq.at({l, ci}));
+  };
+  auto forward = [&](int64_t b, const at::Tensor& x) {
+    return block_forward(prepare_block(s.model.blocks[size_t(b)], c, s.runner.dtype, dev, b), c, x, rope);
+  };
+  // The context: every layer at the base candidate, block by block on the context's own stream
+  // (GPTQ probes see the inputs of the quantized blocks below).
+  if (base_c >= 0) {
+    Runner r0(s.model, s.runner);
+    at::Tensor x = r0.embed(ids);
+    for (int64_t b = 0; b < nb; ++b) {
+      quantize_block(b, x);
+      if (of_block.count(b))
+        for (int64_t l : of_block[b]) set(l, base_c);
+      drop(b);
+      x = forward(b, x);
+    }
+  }
+  Runner runner(s.model, s.runner);  // after the context is set: later blocks run at the base
+  double base = 0;
+  if (lm || scale) base = lm_loss(runner.logits(ids), ids).item<double>();
 
   Probes r;
   r.single.assign(layers.size(), std::vector<double>(size_t(C), 0.0));
   at::Tensor x = runner.embed(ids);
-  for (int64_t b = 0; b < int64_t(s.model.blocks.size()); ++b) {
-    at::Tensor y_fp = runner.block(b, x);
+  for (int64_t b = 0; b < nb; ++b) {
     auto it = of_block.find(b);
-    if (it != of_block.end()) {
-      Block& blk = s.model.blocks[size_t(b)];
-      const std::vector<int64_t>& ls = it->second;
-      // Dequantized mixed-RTN weights of each layer at each candidate.
-      std::map<std::pair<int64_t, int>, at::Tensor> wq;
-      for (int64_t l : ls) {
-        const Layer& L = layers[size_t(l)];
-        at::Tensor W = s.linear(L.name).effective_weight().to(dev, at::kFloat);
-        for (int ci = 0; ci < C; ++ci)
-          wq[{l, ci}] = MixedQTensor::rtn(W, top_k_channels(L.score, L.k[size_t(ci)]), L.hi, L.lo).dequantize();
-      }
-      auto eval = [&](const std::vector<std::pair<int64_t, int>>& cfg) {
-        for (auto [l, ci] : cfg) s.linear(layers[size_t(l)].name).override_ = std::make_shared<DenseWeight>(wq.at({l, ci}));
-        at::Tensor y = block_forward(prepare_block(blk, c, s.runner.dtype, dev, b), c, x, rope);
-        for (auto [l, ci] : cfg) s.linear(layers[size_t(l)].name).override_.reset();
-        ++r.forwards;
-        if (!lm) return (y.to(at::kFloat) - y_fp.to(at::kFloat)).pow(2).mean().item<double>();
-        for (int64_t j = b + 1; j < int64_t(s.model.blocks.size()); ++j) y = runner.block(j, y);
-        return lm_loss(runner.head(y), ids).item<double>() - base;
-      };
-      for (int64_t l : ls) {
-        SQ_CHECK(!s.linear(layers[size_t(l)].name).override_, "ratio: " << layers[size_t(l)].name
-                                                                       << " is already quantized; ratio must run first");
-        for (int ci = 0; ci < C; ++ci) r.single[size_t(l)][size_t(ci)] = eval({{l, ci}});
-      }
-      const int64_t npairs = int64_t(ls.size() * (ls.size() - 1) / 2) * C * C;
-      if (left < 0 || npairs <= left) {
-        if (left >= 0) left -= npairs;
-        for (size_t a = 0; a < ls.size(); ++a)
-          for (size_t bb = a + 1; bb < ls.size(); ++bb)
-            for (int ca = 0; ca < C; ++ca)
-              for (int cb = 0; cb < C; ++cb)
-                r.pair[{ls[a], ca, ls[bb], cb}] = eval({{ls[a], ca}, {ls[bb], cb}});
-      } else if (npairs > 0) {
-        ++r.blocks_without_pairs;
-      }
+    if (it == of_block.end()) {
+      x = forward(b, x);
+      continue;
     }
-    x = y_fp;
+    const std::vector<int64_t>& ls = it->second;
+    // The reference: the full-precision block on the (context's) stream; the block loss is
+    // the MSE against it, less the context's own MSE.
+    for (int64_t l : ls) set(l, -1);
+    const at::Tensor y_fp = forward(b, x).to(at::kFloat);
+    quantize_block(b, x);  // again with a context (the same weights; only its own were kept)
+    for (int64_t l : ls) set(l, base_c);
+    const at::Tensor y_base = forward(b, x);
+    const double ref = base_c < 0 ? 0.0 : (y_base.to(at::kFloat) - y_fp).pow(2).mean().item<double>();
+    auto eval = [&](const std::vector<std::pair<int64_t, int>>& cfg) {
+      for (auto [l, ci] : cfg) set(l, ci);
+      at::Tensor y = forward(b, x);
+      for (auto [l, ci] : cfg) set(l, base_c);
+      ++r.forwards;
+      if (!lm) return (y.to(at::kFloat) - y_fp).pow(2).mean().item<double>() - ref;
+      for (int64_t j = b + 1; j < nb; ++j) y = runner.block(j, y);
+      return lm_loss(runner.head(y), ids).item<double>() - base;
+    };
+    for (int64_t l : ls)
+      for (int ci = 0; ci < C; ++ci) r.single[size_t(l)][size_t(ci)] = eval({{l, ci}});
+    const int64_t npairs = int64_t(ls.size() * (ls.size() - 1) / 2) * C * C;
+    if (left < 0 || npairs <= left) {
+      if (left >= 0) left -= npairs;
+      for (size_t a = 0; a < ls.size(); ++a)
+        for (size_t bb = a + 1; bb < ls.size(); ++bb)
+          for (int ca = 0; ca < C; ++ca)
+            for (int cb = 0; cb < C; ++cb) r.pair[{ls[a], ca, ls[bb], cb}] = eval({{ls[a], ca}, {ls[bb], cb}});
+    } else if (npairs > 0) {
+      ++r.blocks_without_pairs;
+    }
+    if (scale) {
+      // LM loss per unit of block-output MSE, with every probed layer of the block at the lowest
+      // candidate (the highest when that is the context): block MSEs of different depths are
+      // not comparable. One more (LM) probe forward per block.
+      const int sc = base_c == 0 ? C - 1 : 0;
+      for (int64_t l : ls) set(l, sc);
+      at::Tensor y = forward(b, x);
+      for (int64_t l : ls) set(l, base_c);
+      const double mse = (y.to(at::kFloat) - y_fp).pow(2).mean().item<double>() - ref;
+      for (int64_t j = b + 1; j < nb; ++j) y = runner.block(j, y);
+      const double dlm = lm_loss(runner.head(y), ids).item<double>() - base;
+      ++r.forwards;
+      const double lambda = mse > 0 ? std::max(dlm, 0.0) / mse : 0.0;
+      SQ_INFO("ratio: block " << b << " probe scale " << lambda << " (LM loss +" << dlm << " at block MSE " << mse << ")");
+      for (int64_t l : ls)
+        for (double& v : r.single[size_t(l)]) v *= lambda;
+      for (auto& [key, v] : r.pair)
+        if (layers[size_t(std::get<0>(key))].block == b) v *= lambda;
+    }
+    drop(b);
+    x = base_c < 0 ? y_fp.to(y_base.scalar_type()) : y_base;
   }
+  for (size_t l = 0; l < layers.size(); ++l) s.linear(layers[l].name).override_.reset();
   if (r.blocks_without_pairs > 0)
     SQ_INFO("ratio: warning: probe_budget " << o.probe_budget << " left " << r.blocks_without_pairs
                                    << " block(s) without pair probes (their M is diagonal)");
@@ -650,7 +765,10 @@ void run(Session& s, const nlohmann::json& json) {
     RatioIqpResult res = solve_ratio_iqp(prob, budget);
     choice = res.choice;
     SQ_INFO("ratio: " << pr.forwards << " probe forwards (" << o.probe << " loss, " << std::min(o.probe_samples, s.calib->samples)
-                      << " samples); objective " << res.objective << "; feasible bits per weight ["
+                      << " samples, " << o.probe_quantizer << " probe weights, context "
+                      << (o.probe_base_ratio > 0 ? "every other linear at " + std::to_string(o.probe_base_ratio)
+                                                 : std::string("full precision"))
+                      << ", " << s.seconds["ratio: probes"] << " s); objective " << res.objective << "; feasible bits per weight ["
                       << double(res.min_cost_bits) / double(weights) << ", "
                       << double(res.unconstrained_cost_bits) / double(weights) << "]");
     artifact["probe_forwards"] = pr.forwards;
