@@ -849,7 +849,7 @@ void run(Session& s, const nlohmann::json& json) {
 const PassInfo& ratio_pass() {
   static const PassInfo info{"ratio",
                              "layer-wise high-impact channel ratios (Fisher/Hessian scores, probed loss increases, exact "
-                             "IQP under a bit budget), mixed-precision GPTQ per layer",
+                             "IQP under a bit budget), then hybrid rounding (AdaRound + LWC), mixed GPTQ or RTN per layer",
                              true, validate, resolve, run};
   return info;
 }
