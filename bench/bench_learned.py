@@ -140,10 +140,7 @@ def main():
             if evals and suite != "step":
                 cmd += ["--eval", ",".join(evals)]
             rc, wall, out = be.run(cmd, budget_end - time.monotonic(), tag="bench_learned", tail=6)
-            qc = {}
-            if os.path.exists(os.path.join(qout, "quantization_config.json")):
-                with open(os.path.join(qout, "quantization_config.json")) as f:
-                    qc = json.load(f)
+            qc = bq.output_qconfig(qout)
             shutil.rmtree(qout, ignore_errors=True)
             if rc != 0 or not os.path.exists(jpath):
                 report["failures"].append({"row": row_tag, "why": "rc %d" % rc, "output_tail": out[-2000:]})

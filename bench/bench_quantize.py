@@ -164,6 +164,15 @@ def machine_info(args, cuda):
     return info
 
 
+def output_qconfig(qout):
+    """The quantization_config.json of a written output ({} when there is none)."""
+    try:
+        with open(os.path.join(qout, "quantization_config.json")) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
 def fmt_s(x):
     return "-" if x is None else ("%.2f" % x if x < 100 else "%.1f" % x)
 
@@ -335,12 +344,8 @@ def main():
                 cmd += ["--threads", str(args.threads)]
             rc, wall, out = run(cmd, timeout=left)
             out_bytes = dir_bytes(qout) if os.path.isdir(qout) else None
-            stored_bpw = None  # what the output really holds (mixed-precision passes plan per layer)
-            try:
-                with open(os.path.join(qout, "quantization_config.json")) as f:
-                    stored_bpw = json.load(f).get("bits_per_weight_quantized_linears")
-            except (OSError, ValueError):
-                pass
+            # what the output really holds (mixed-precision passes plan per layer)
+            stored_bpw = output_qconfig(qout).get("bits_per_weight_quantized_linears")
             if not args.keep_outputs:
                 for p in (qout, qout + ".work"):
                     shutil.rmtree(p, ignore_errors=True)

@@ -438,14 +438,7 @@ class AdaptiveStudent : public WindowStudent {
 using Kinds = std::vector<std::array<TransformKind, 4>>;
 
 // The search's outcome in the work directory (choices and the trained parameters), so a
-// resumed run goes straight to the hard phase; keyed like the window checkpoints.
-nlohmann::json search_identity(const Session& s) {
-  return {{"model", s.model.dir},
-          {"recipe_sha256", s.recipe.sha256()},
-          {"calibration_sha256", s.calib ? s.calib->sha256 : ""},
-          {"device_dtype", dtype_name(s.runner.dtype)}};
-}
-
+// resumed run goes straight to the hard phase; keyed by Session::work_identity.
 void save_search(const Session& s, AdaptiveStudent& student, const Kinds& kinds) {
   if (s.work_dir.empty()) return;
   nlohmann::json k = nlohmann::json::array();
@@ -456,7 +449,7 @@ void save_search(const Session& s, AdaptiveStudent& student, const Kinds& kinds)
   }
   write_safetensors(path_join(s.work_dir, "adaptive_search.safetensors"), student.state());
   write_file_atomic(path_join(s.work_dir, "adaptive_search.json"),
-                    nlohmann::json{{"identity", search_identity(s)}, {"kinds", k}}.dump(2) + "\n");
+                    nlohmann::json{{"identity", s.work_identity()}, {"kinds", k}}.dump(2) + "\n");
 }
 
 bool load_search(const Session& s, AdaptiveStudent& student, Kinds& kinds) {
@@ -465,7 +458,7 @@ bool load_search(const Session& s, AdaptiveStudent& student, Kinds& kinds) {
   const std::string tp = path_join(s.work_dir, "adaptive_search.safetensors");
   if (!path_exists(jp) || !path_exists(tp)) return false;
   const nlohmann::json j = nlohmann::json::parse(read_file(jp));
-  if (j.value("identity", nlohmann::json()) != search_identity(s)) return false;
+  if (j.value("identity", nlohmann::json()) != s.work_identity()) return false;
   const nlohmann::json& k = j.at("kinds");
   SQ_CHECK(k.size() == kinds.size(), jp << ": " << k.size() << " layers, the model has " << kinds.size());
   for (size_t l = 0; l < kinds.size(); ++l)

@@ -405,10 +405,11 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
                                   << " the search needs");
   int64_t left = o.probe_budget == 0 ? -1 : o.probe_budget - singles - scales;
 
-  // Probe weights of block B's layers at each candidate (mixed RTN, or mixed GPTQ with the
-  // Hessians of the block's inputs X on the probe windows).
+  // Probe weights of block B's layers at each candidate not yet made (mixed RTN, or mixed
+  // GPTQ with the Hessians of the block's inputs X on the probe windows); ONLY >= 0: that
+  // candidate alone.
   std::map<std::pair<int64_t, int>, at::Tensor> wq;
-  auto quantize_block = [&](int64_t b, const at::Tensor& x) {
+  auto quantize_block = [&](int64_t b, const at::Tensor& x, int only) {
     auto it = of_block.find(b);
     if (it == of_block.end()) return;
     std::array<at::Tensor, kTapPoints> H;
@@ -424,6 +425,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
       const Layer& L = layers[size_t(l)];
       at::Tensor W = s.linear(L.name).effective_weight().to(dev, at::kFloat);
       for (int ci = 0; ci < C; ++ci) {
+        if ((only >= 0 && ci != only) || wq.count({l, ci})) continue;
         const at::Tensor cols = top_k_channels(L.score, L.k[size_t(ci)]);
         wq[{l, ci}] = (gptq ? gptq_mixed(W, H[size_t(tap_of(L.name))], cols, L, g).dequantize().to(dev)
                             : MixedQTensor::rtn(W, cols, L.hi, L.lo).dequantize())
@@ -450,7 +452,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
     Runner r0(s.model, s.runner);
     at::Tensor x = r0.embed(ids);
     for (int64_t b = 0; b < nb; ++b) {
-      quantize_block(b, x);
+      quantize_block(b, x, base_c);
       if (of_block.count(b))
         for (int64_t l : of_block[b]) set(l, base_c);
       drop(b);
@@ -475,7 +477,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
     // the MSE against it, less the context's own MSE.
     for (int64_t l : ls) set(l, -1);
     const at::Tensor y_fp = forward(b, x).to(at::kFloat);
-    quantize_block(b, x);  // again with a context (the same weights; only its own were kept)
+    quantize_block(b, x, -1);  // the other candidates (the context's are kept)
     for (int64_t l : ls) set(l, base_c);
     const at::Tensor y_base = forward(b, x);
     const double ref = base_c < 0 ? 0.0 : (y_base.to(at::kFloat) - y_fp).pow(2).mean().item<double>();

@@ -48,10 +48,7 @@ WorkState open_work_dir(const Session& s) {
   if (s.work_dir.empty()) return w;
   if (!is_directory(s.work_dir)) SQ_CHECK(::mkdir(s.work_dir.c_str(), 0755) == 0, "cannot create work directory " << s.work_dir);
   w.path = path_join(s.work_dir, "state.json");
-  w.identity = {{"model", s.model.dir},
-                {"recipe_sha256", s.recipe.sha256()},
-                {"calibration_sha256", s.calib ? s.calib->sha256 : ""},
-                {"device_dtype", dtype_name(s.runner.dtype)}};
+  w.identity = s.work_identity();
   if (path_exists(w.path)) {
     nlohmann::json st = nlohmann::json::parse(read_file(w.path));
     if (st["identity"] == w.identity) {

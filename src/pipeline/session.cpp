@@ -5,6 +5,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/log.h"
+#include "sliderquant/core/util.h"
 #include "sliderquant/pipeline/pass.h"
 
 namespace sq {
@@ -52,6 +53,13 @@ void Session::set_quantized(const std::string& name, MixedQTensor q) {
   quantized.erase(name);
   mixed[name] = q;
   l.override_ = std::make_shared<MixedQTensorWeight>(std::move(q));
+}
+
+nlohmann::json Session::work_identity() const {
+  return {{"model", model.dir},
+          {"recipe_sha256", recipe.sha256()},
+          {"calibration_sha256", calib ? calib->sha256 : ""},
+          {"device_dtype", dtype_name(runner.dtype)}};
 }
 
 void run_passes(Session& s) {

@@ -95,12 +95,9 @@ Progressor open_state(const Session& s, const WindowTrainOptions& o, WindowStude
     SQ_CHECK(::mkdir(s.work_dir.c_str(), 0755) == 0, "cannot create work directory " << s.work_dir);
   p.state_path = path_join(s.work_dir, "windows.json");
   p.params_path = path_join(s.work_dir, "window_params.safetensors");
-  p.identity = {{"model", s.model.dir},
-                {"recipe_sha256", s.recipe.sha256()},
-                {"calibration_sha256", s.calib ? s.calib->sha256 : ""},
-                {"device_dtype", dtype_name(s.runner.dtype)},
-                {"schedule", format_window_schedule(o.windows)},
-                {"label", o.label}};
+  p.identity = s.work_identity();
+  p.identity["schedule"] = format_window_schedule(o.windows);
+  p.identity["label"] = o.label;
   if (!path_exists(p.state_path)) return p;
   nlohmann::json st = nlohmann::json::parse(read_file(p.state_path));
   if (st.value("identity", nlohmann::json()) != p.identity) {

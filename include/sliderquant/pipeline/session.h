@@ -4,6 +4,8 @@
 #pragma once
 #include <c10/core/ScalarType.h>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <map>
 #include <memory>
 #include <string>
@@ -64,6 +66,9 @@ struct Session {
   void set_quantized(const std::string& linear, QTensor q);
   void set_quantized(const std::string& linear, MixedQTensor q);
   bool is_quantized(const std::string& linear) const { return quantized.count(linear) || mixed.count(linear); }
+  // What a checkpoint in work_dir must match to be resumed: model, recipe and calibration
+  // hashes, device dtype.
+  nlohmann::json work_identity() const;
 };
 
 // Runs the recipe's passes in order (each pass reads the session and fills `quantized`).
