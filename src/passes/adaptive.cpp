@@ -524,7 +524,8 @@ void run(Session& s, const nlohmann::json& json) {
 const PassInfo& adaptive_pass() {
   static const PassInfo info{"adaptive",
                              "Adaptive layer-wise transforms: per-point rotation (Hadamard) or learnable Kronecker affine "
-                             "transforms applied online, block-wise training with learned weight and activation clipping, W/A/KV quantization",
+                             "transforms applied online, block-wise training with learned weight and activation "
+                             "clipping, W/A/KV quantization",
                              true, validate, resolve, run};
   return info;
 }
