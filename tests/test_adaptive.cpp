@@ -61,10 +61,10 @@ void transform_model(Model& m) {
     b.online[2] = affine(4, 16, s + 20);                            // gate/up input
     b.online[3] = affine(4, 43, s + 30);                            // down input, 172 = 4 x 43
     b.online[4] = l % 2 ? rotation(2, 4, s + 40) : affine(2, 4, s + 40);  // K cache, head_dim 8
-    for (Linear* li : {&b.q, &b.k, &b.v}) li->weight = fold(li->weight.to(at::kFloat), b.online[0]);
-    b.o.weight = fold(b.o.weight.to(at::kFloat), b.online[1]);
-    for (Linear* li : {&b.gate, &b.up}) li->weight = fold(li->weight.to(at::kFloat), b.online[2]);
-    b.down.weight = fold(b.down.weight.to(at::kFloat), b.online[3]);
+    for (Linear* li : {&b.linear(Role::Q), &b.linear(Role::K), &b.linear(Role::V)}) li->weight = fold(li->weight.to(at::kFloat), b.online[0]);
+    b.linear(Role::O).weight = fold(b.linear(Role::O).weight.to(at::kFloat), b.online[1]);
+    for (Linear* li : {&b.linear(Role::Gate), &b.linear(Role::Up)}) li->weight = fold(li->weight.to(at::kFloat), b.online[2]);
+    b.linear(Role::Down).weight = fold(b.linear(Role::Down).weight.to(at::kFloat), b.online[3]);
   }
 }
 

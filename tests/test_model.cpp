@@ -165,7 +165,7 @@ TEST(ModelLoad, StoriesShapesAndTiedHead) {
   EXPECT_TRUE(m.config.tie_word_embeddings);
   EXPECT_EQ(m.lm_head.weight.data_ptr(), m.embed.data_ptr());
   EXPECT_EQ(m.config.param_count(), 260032);
-  EXPECT_EQ(m.blocks[2].k.weight.sizes(), (at::IntArrayRef{32, 64}));
+  EXPECT_EQ(m.blocks[2].linear(Role::K).weight.sizes(), (at::IntArrayRef{32, 64}));
 }
 
 TEST(ModelLoad, MismatchedCheckpointsAreRefused) {
@@ -201,9 +201,9 @@ TEST(ModelLoad, NanWeightsAreReported) {
   ModelConfig c = synthetic_config("llama", "tiny");
   write_synthetic_model(d, c, {});
   Model m = load_model(d);
-  at::Tensor w = m.blocks[1].up.weight.clone();
+  at::Tensor w = m.blocks[1].linear(Role::Up).weight.clone();
   w[3][5] = NAN;
-  m.blocks[1].up.weight = w;
+  m.blocks[1].linear(Role::Up).weight = w;
   try {
     Runner r(m, {});
     FAIL() << "no error";
@@ -270,7 +270,7 @@ TEST(ModelForward, GqaEqualsExplicitlyRepeatedHeads) {
   mha.config.num_kv_heads = 4;
   const int64_t hd = c.head_dim;
   for (auto& b : mha.blocks) {
-    for (Linear* l : {&b.k, &b.v}) {
+    for (Linear* l : {&b.linear(Role::K), &b.linear(Role::V)}) {
       at::Tensor w = l->weight.to(at::kFloat).view({2, 1, hd, c.hidden_size});
       l->weight = w.expand({2, 2, hd, c.hidden_size}).reshape({4 * hd, c.hidden_size});
     }
@@ -310,7 +310,7 @@ TEST(ModelForward, EveryFamilyRunsSynthetic) {
     EXPECT_TRUE(path_exists(d + "/model.safetensors.index.json")) << fam;
     Model m = load_model(d);
     EXPECT_EQ(m.config.family, fam);
-    EXPECT_EQ(m.blocks[0].q.bias.defined(), fam == "qwen2") << fam;
+    EXPECT_EQ(m.blocks[0].linear(Role::Q).bias.defined(), fam == "qwen2") << fam;
     EXPECT_EQ(m.blocks[0].q_norm.defined(), fam == "qwen3") << fam;
     at::Tensor ids = at::arange(0, 40, at::kLong).remainder(c.vocab_size).view({1, 40});
     Runner r(m, {});

@@ -193,8 +193,8 @@ TEST(NativeModel, WriteThenReloadGivesTheSameLogits) {
   std::string out = tmp("native");
   write_native_model(m, s.quantized, out, {});
   Model back = load_any_model(out);
-  EXPECT_FALSE(back.blocks[0].q.weight.defined());  // packed, no master weight
-  EXPECT_TRUE(back.blocks[4].v.weight.defined());   // left in full precision
+  EXPECT_FALSE(back.blocks[0].linear(Role::Q).weight.defined());  // packed, no master weight
+  EXPECT_TRUE(back.blocks[4].linear(Role::V).weight.defined());   // left in full precision
   at::Tensor ids = at::arange(1, 60, at::kLong).view({1, 59});
   Runner a(m, {}), b(back, {});
   EXPECT_TRUE(at::equal(a.logits(ids), b.logits(ids)));

@@ -141,7 +141,7 @@ TEST(RatioCli, MixedLinearsWriteReloadExactlyAndArtifactsAreReused) {
   // `eval` reads the packed model back to the perplexity of the in-memory quantized one.
   EXPECT_NEAR(d.reload_ppl("rt"), Dir::ppl(rep), 1e-6 * Dir::ppl(rep));
   Model m = load_any_model(d.dir + "/rt");
-  auto* mw = dynamic_cast<const MixedQTensorWeight*>(m.blocks[0].q.override_.get());
+  auto* mw = dynamic_cast<const MixedQTensorWeight*>(m.blocks[0].linear(Role::Q).override_.get());
   ASSERT_NE(mw, nullptr);
   EXPECT_EQ(mw->mixed().hi_cols.size(0), 7);
   EXPECT_EQ(mw->describe(), "w3+w2");

@@ -40,14 +40,14 @@ constexpr int64_t kBlocks = 6, kHidden = 64, kInter = 128;
 // A model of kBlocks blocks with N(0, 0.02²) weights (seeded per linear) and nothing else.
 Model gaussian_model(uint64_t seed) {
   Model m;
-  m.blocks.resize(kBlocks);
+  m.blocks.assign(kBlocks, Block(dense_layout()));
   auto gen = at::detail::createCPUGenerator(seed);
   for (int64_t i = 0; i < kBlocks; ++i) {
     Block& b = m.blocks[i];
     const std::vector<std::pair<Linear*, std::pair<int64_t, int64_t>>> shapes = {
-        {&b.q, {kHidden, kHidden}},   {&b.k, {kHidden, kHidden}}, {&b.v, {kHidden, kHidden}},
-        {&b.o, {kHidden, kHidden}},   {&b.gate, {kInter, kHidden}}, {&b.up, {kInter, kHidden}},
-        {&b.down, {kHidden, kInter}}};
+        {&b.linear(Role::Q), {kHidden, kHidden}},   {&b.linear(Role::K), {kHidden, kHidden}}, {&b.linear(Role::V), {kHidden, kHidden}},
+        {&b.linear(Role::O), {kHidden, kHidden}},   {&b.linear(Role::Gate), {kInter, kHidden}}, {&b.linear(Role::Up), {kInter, kHidden}},
+        {&b.linear(Role::Down), {kHidden, kInter}}};
     for (const auto& [l, s] : shapes) {
       l->name = "blocks." + std::to_string(i) + ".linear";
       l->weight = at::randn({s.first, s.second}, gen, at::kFloat) * 0.02;
@@ -150,15 +150,15 @@ TEST(SelectorModel, GroupsByTransformPoint) {
   const Block& b = m.blocks[2];
   EXPECT_EQ(c[8].block, 2);
   EXPECT_EQ(c[8].point, TapPoint::QkvIn);
-  EXPECT_DOUBLE_EQ(c[8].kurtosis, kurtosis({b.q.weight, b.k.weight, b.v.weight}));
-  EXPECT_DOUBLE_EQ(c[9].kurtosis, kurtosis(b.o.weight));
-  EXPECT_NEAR(c[10].kurtosis, kurtosis(at::cat({b.gate.weight, b.up.weight})), 1e-12);
+  EXPECT_DOUBLE_EQ(c[8].kurtosis, kurtosis({b.linear(Role::Q).weight, b.linear(Role::K).weight, b.linear(Role::V).weight}));
+  EXPECT_DOUBLE_EQ(c[9].kurtosis, kurtosis(b.linear(Role::O).weight));
+  EXPECT_NEAR(c[10].kurtosis, kurtosis(at::cat({b.linear(Role::Gate).weight, b.linear(Role::Up).weight})), 1e-12);
   EXPECT_EQ(c[11].point, TapPoint::DownIn);
-  EXPECT_DOUBLE_EQ(c[11].kurtosis, kurtosis(b.down.weight));
+  EXPECT_DOUBLE_EQ(c[11].kurtosis, kurtosis(b.linear(Role::Down).weight));
   EXPECT_EQ(layer_kind(TapPoint::OIn), LayerKind::Attention);
   EXPECT_EQ(layer_kind(TapPoint::GateUpIn), LayerKind::Mlp);
-  m.blocks[3].up.weight = at::Tensor();
-  m.blocks[3].up.name = "blocks.3.mlp.up";
+  m.blocks[3].linear(Role::Up).weight = at::Tensor();
+  m.blocks[3].linear(Role::Up).name = "blocks.3.mlp.up";
   EXPECT_NE(error_of([&] { model_kurtosis(m); }).find("blocks.3.mlp.up has no master weight"), std::string::npos);
 }
 
@@ -166,13 +166,13 @@ TEST(SelectorModel, FlagsExactlyThePlantedHeavyTailedGroups) {
   Model m = gaussian_model(2);
   auto gen = at::detail::createCPUGenerator(77);
   // Block 1 q/k/v: two input columns of k scaled 20x (outlier channels).
-  m.blocks[1].k.weight.narrow(1, 10, 2).mul_(20);
+  m.blocks[1].linear(Role::K).weight.narrow(1, 10, 2).mul_(20);
   // Block 3 down: Student-t (3 degrees of freedom) weights.
-  m.blocks[3].down.weight = (student_t({kHidden, kInter}, 3, gen) * 0.02).to(at::kFloat);
+  m.blocks[3].linear(Role::Down).weight = (student_t({kHidden, kInter}, 3, gen) * 0.02).to(at::kFloat);
   // Block 4 o: one input column scaled 30x.
-  m.blocks[4].o.weight.narrow(1, 5, 1).mul_(30);
+  m.blocks[4].linear(Role::O).weight.narrow(1, 5, 1).mul_(30);
   // Block 5 gate: a handful of large weights.
-  m.blocks[5].gate.weight.view({-1}).narrow(0, 100, 16).fill_(0.5);
+  m.blocks[5].linear(Role::Gate).weight.view({-1}).narrow(0, 100, 16).fill_(0.5);
   const std::vector<std::pair<int64_t, TapPoint>> planted = {
       {1, TapPoint::QkvIn}, {3, TapPoint::DownIn}, {4, TapPoint::OIn}, {5, TapPoint::GateUpIn}};
   auto is_planted = [&](const TransformChoice& c) {

@@ -187,14 +187,14 @@ TEST(EquivalentScales, EveryFamilyKeepsLogits) {
         *t = seeded_randn(t->sizes(), seed++).mul(0.5).exp();
       BlockTensors t = apply_let(block_tensors(b, c10::Device(c10::kCPU)), s, c);
       b.attn_norm = t.attn_norm, b.mlp_norm = t.mlp_norm, b.q_norm = t.q_norm, b.k_norm = t.k_norm;
-      b.q.weight = t.q, b.k.weight = t.k, b.v.weight = t.v, b.o.weight = t.o;
-      b.gate.weight = t.gate, b.up.weight = t.up, b.down.weight = t.down;
-      b.q.bias = t.bq, b.k.bias = t.bk, b.v.bias = t.bv;
-      b.up.bias = t.bup;
+      for (size_t j = 0; j < b.slots.size(); ++j) {
+        b.slots[j].weight = t.w[j];
+        if (b.slots[j].bias.defined()) b.slots[j].bias = t.b[j];
+      }
     }
     at::Tensor got = Runner(m, {}).logits(ids);
     EXPECT_LT((got - want).abs().max().item<double>(), 1e-4) << fam;
-    EXPECT_GT((m.blocks[0].q.weight - load_model(d).blocks[0].q.weight.to(at::kFloat)).abs().max().item<double>(),
+    EXPECT_GT((m.blocks[0].linear(Role::Q).weight - load_model(d).blocks[0].linear(Role::Q).weight.to(at::kFloat)).abs().max().item<double>(),
               1e-3)
         << fam << ": the scales changed nothing";
   }

@@ -59,13 +59,13 @@ void expect_rotations_keep_logits(const std::string& dir, const std::string& wha
   const at::Tensor want = logits_of(base, ids);
 
   Model fused = load_model(dir);
-  const at::Tensor q_view = fused.blocks[0].q.weight, q_orig = q_view.clone();
+  const at::Tensor q_view = fused.blocks[0].linear(Role::Q).weight, q_orig = q_view.clone();
   fuse_norms(fused);
   EXPECT_LT(max_diff(logits_of(fused, ids), want), 1e-4) << what << " fuse_norms";
   EXPECT_TRUE(at::equal(fused.blocks[1].mlp_norm, at::ones({base.config.hidden_size}))) << what;
   EXPECT_TRUE(at::equal(fused.final_norm, at::ones({base.config.hidden_size}))) << what;
-  EXPECT_EQ(fused.blocks[0].q.weight.scalar_type(), at::kFloat) << what;
-  EXPECT_LT(max_diff(fused.blocks[0].q.weight, q_orig.to(at::kFloat) * base.blocks[0].attn_norm.to(at::kFloat)),
+  EXPECT_EQ(fused.blocks[0].linear(Role::Q).weight.scalar_type(), at::kFloat) << what;
+  EXPECT_LT(max_diff(fused.blocks[0].linear(Role::Q).weight, q_orig.to(at::kFloat) * base.blocks[0].attn_norm.to(at::kFloat)),
             1e-7)
       << what;
   if (base.blocks[0].q_norm.defined()) {  // Qwen3's per-head norms are not fused
@@ -79,10 +79,10 @@ void expect_rotations_keep_logits(const std::string& dir, const std::string& wha
     const std::string tag = what + " block " + std::to_string(block);
     EXPECT_LT(max_diff(logits_of(rot, ids), want), 1e-4) << tag;
     // The rotation did something: the rotated q weight is not the fused one.
-    EXPECT_GT(max_diff(rot.blocks[0].q.weight, fused.blocks[0].q.weight), 1e-3) << tag;
-    EXPECT_GT(max_diff(rot.blocks[0].down.weight, base.blocks[0].down.weight.to(at::kFloat)), 1e-3) << tag;
-    if (rot.blocks[0].o.bias.defined()) {
-      EXPECT_GT(max_diff(rot.blocks[0].o.bias, base.blocks[0].o.bias.to(at::kFloat)), 1e-4) << tag;
+    EXPECT_GT(max_diff(rot.blocks[0].linear(Role::Q).weight, fused.blocks[0].linear(Role::Q).weight), 1e-3) << tag;
+    EXPECT_GT(max_diff(rot.blocks[0].linear(Role::Down).weight, base.blocks[0].linear(Role::Down).weight.to(at::kFloat)), 1e-3) << tag;
+    if (rot.blocks[0].linear(Role::O).bias.defined()) {
+      EXPECT_GT(max_diff(rot.blocks[0].linear(Role::O).bias, base.blocks[0].linear(Role::O).bias.to(at::kFloat)), 1e-4) << tag;
     }
     EXPECT_FALSE(rot.config.tie_word_embeddings) << tag;
   }
@@ -191,7 +191,7 @@ TEST(TransformRotation, OutputBiasesRotate) {
   c.qkv_bias = c.o_bias = c.mlp_bias = true;
   write_synthetic_model(d, c, {});
   Model m = load_model(d);
-  ASSERT_TRUE(m.blocks[0].o.bias.defined() && m.blocks[0].down.bias.defined());
+  ASSERT_TRUE(m.blocks[0].linear(Role::O).bias.defined() && m.blocks[0].linear(Role::Down).bias.defined());
   expect_rotations_keep_logits(d, "llama+bias");
 }
 
@@ -227,7 +227,7 @@ TEST(TransformRotation, RefusesUnfusedQuantizedAndBadQ) {
   expect_throw_with([&] { rotate_residual(m, random_hadamard(32, 1)); }, "hidden size is 64");
   expect_throw_with([&] { rotate_residual(m, 2 * random_hadamard(H, 1)); }, "not orthogonal");
   expect_throw_with([&] { rotate_model(m, 48, 1); }, "not a multiple of block 48");
-  m.blocks[2].v.override_ = std::make_shared<FakeOverride>(m.blocks[2].v.weight);
+  m.blocks[2].linear(Role::V).override_ = std::make_shared<FakeOverride>(m.blocks[2].linear(Role::V).weight);
   expect_throw_with([&] { rotate_residual(m, random_hadamard(H, 1)); }, "blocks.2.attn.v is already quantized");
   expect_throw_with([&] { fuse_norms(m); }, "blocks.2.attn.v is already quantized");
 }

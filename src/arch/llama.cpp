@@ -31,7 +31,8 @@ const ArchSpec& llama_spec() {
        {"mlp_bias", "gate/up/down biases when config.mlp_bias is true"},
        {"rope_scaling llama3", "Llama 3.1+ rescale RoPE frequencies by wavelength band"}},
       parse_llama,
-      emit_llama};
+      emit_llama,
+      &dense_layout()};
   return spec;
 }
 

@@ -27,7 +27,8 @@ const ArchSpec& mistral_spec() {
       {"mistral"},
       {{"sliding_window", "each token attends to at most sliding_window previous tokens"}},
       parse_mistral,
-      emit_mistral};
+      emit_mistral,
+      &dense_layout()};
   return spec;
 }
 

@@ -27,7 +27,8 @@ const ArchSpec& qwen2_spec() {
       {{"qkv_bias", "q/k/v projections have biases, o_proj has none"},
        {"use_sliding_window", "must be false (released checkpoints)"}},
       parse_qwen2,
-      emit_qwen2};
+      emit_qwen2,
+      &dense_layout()};
   return spec;
 }
 

@@ -31,7 +31,8 @@ const ArchSpec& qwen3_spec() {
       {{"qk_norm", "RMSNorm on each q and k head before RoPE"},
        {"head_dim", "explicit in config.json, may differ from hidden/heads"}},
       parse_qwen3,
-      emit_qwen3};
+      emit_qwen3,
+      &dense_layout()};
   return spec;
 }
 

@@ -170,16 +170,17 @@ std::string hf_tensor_name(const std::string& canonical) {
       {"attn_norm", "input_layernorm.weight"},
       {"mlp_norm", "post_attention_layernorm.weight"},
       {"mlp_norm.bias", "post_attention_layernorm.bias"},
-      {"attn.q", "self_attn.q_proj.weight"}, {"attn.k", "self_attn.k_proj.weight"},
-      {"attn.v", "self_attn.v_proj.weight"}, {"attn.o", "self_attn.o_proj.weight"},
-      {"attn.q.bias", "self_attn.q_proj.bias"}, {"attn.k.bias", "self_attn.k_proj.bias"},
-      {"attn.v.bias", "self_attn.v_proj.bias"}, {"attn.o.bias", "self_attn.o_proj.bias"},
       {"attn.q_norm", "self_attn.q_norm.weight"}, {"attn.k_norm", "self_attn.k_norm.weight"},
-      {"mlp.gate", "mlp.gate_proj.weight"}, {"mlp.up", "mlp.up_proj.weight"}, {"mlp.down", "mlp.down_proj.weight"},
-      {"mlp.gate.bias", "mlp.gate_proj.bias"}, {"mlp.up.bias", "mlp.up_proj.bias"},
-      {"mlp.down.bias", "mlp.down_proj.bias"}, {"act_clip", "activation_clip"}};
+      {"act_clip", "activation_clip"}};
   for (const auto& [c, h] : per_block)
     if (rest == c) return "model.layers." + idx + "." + h;
+  // Linear slots of the registered families' block layouts (model/layout.h).
+  for (const ArchSpec* a : arch_registry()) {
+    for (const LinearSlot& sl : a->layout->slots) {
+      if (rest == sl.name) return "model.layers." + idx + "." + sl.hf + ".weight";
+      if (rest == sl.name + ".bias") return "model.layers." + idx + "." + sl.hf + ".bias";
+    }
+  }
   if (rest.rfind("online.", 0) == 0) return "model.layers." + idx + ".online_transform." + rest.substr(7);
   SQ_FAIL("unknown canonical tensor name '" << canonical << "'");
 }

@@ -143,16 +143,17 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
   w.mlp_norm_bias = to_dev(b.mlp_norm_bias, dt, dev, p + "mlp_norm bias");
   w.q_norm = to_dev(b.q_norm, dt, dev, p + "q_norm");
   w.k_norm = to_dev(b.k_norm, dt, dev, p + "k_norm");
-  w.w_qkv = to_dev(at::cat({b.q.effective_weight(), b.k.effective_weight(), b.v.effective_weight()}, 0), dt,
-                   dev, p + "q/k/v weights");
-  w.b_qkv = to_dev(cat_or_undef({b.q.bias, b.k.bias, b.v.bias}), dt, dev, p + "q/k/v biases");
-  w.w_o = to_dev(b.o.effective_weight(), dt, dev, p + "o weight");
-  w.b_o = to_dev(b.o.bias, dt, dev, p + "o bias");
-  w.w_gate_up = to_dev(at::cat({b.gate.effective_weight(), b.up.effective_weight()}, 0), dt, dev,
-                       p + "gate/up weights");
-  w.b_gate_up = to_dev(cat_or_undef({b.gate.bias, b.up.bias}), dt, dev, p + "gate/up biases");
-  w.w_down = to_dev(b.down.effective_weight(), dt, dev, p + "down weight");
-  w.b_down = to_dev(b.down.bias, dt, dev, p + "down bias");
+  const Linear &q = b.linear(Role::Q), &k = b.linear(Role::K), &v = b.linear(Role::V), &o = b.linear(Role::O);
+  const Linear &gate = b.linear(Role::Gate), &up = b.linear(Role::Up), &down = b.linear(Role::Down);
+  w.w_qkv = to_dev(at::cat({q.effective_weight(), k.effective_weight(), v.effective_weight()}, 0), dt, dev,
+                   p + "q/k/v weights");
+  w.b_qkv = to_dev(cat_or_undef({q.bias, k.bias, v.bias}), dt, dev, p + "q/k/v biases");
+  w.w_o = to_dev(o.effective_weight(), dt, dev, p + "o weight");
+  w.b_o = to_dev(o.bias, dt, dev, p + "o bias");
+  w.w_gate_up = to_dev(at::cat({gate.effective_weight(), up.effective_weight()}, 0), dt, dev, p + "gate/up weights");
+  w.b_gate_up = to_dev(cat_or_undef({gate.bias, up.bias}), dt, dev, p + "gate/up biases");
+  w.w_down = to_dev(down.effective_weight(), dt, dev, p + "down weight");
+  w.b_down = to_dev(down.bias, dt, dev, p + "down bias");
   for (int k = 0; k < kOnlinePoints; ++k) {
     const OnlineTransform& t = b.online[k];
     const std::string n = p + "online transform " + online_point_name(OnlinePoint(k));
@@ -165,15 +166,6 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
   return w;
 }
 
-const char* tap_name(TapPoint p) {
-  switch (p) {
-    case TapPoint::QkvIn: return "q/k/v input";
-    case TapPoint::OIn: return "o input";
-    case TapPoint::GateUpIn: return "gate/up input";
-    case TapPoint::DownIn: return "down input";
-  }
-  return "?";
-}
 
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
                          const RopeTable& rope, const BlockTaps* taps) {

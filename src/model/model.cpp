@@ -12,8 +12,31 @@
 
 namespace sq {
 
-std::vector<Linear*> Block::linears() { return {&q, &k, &v, &o, &gate, &up, &down}; }
-std::vector<const Linear*> Block::linears() const { return {&q, &k, &v, &o, &gate, &up, &down}; }
+std::vector<Linear*> Block::linears() {
+  std::vector<Linear*> r;
+  for (Linear& l : slots) r.push_back(&l);
+  return r;
+}
+std::vector<const Linear*> Block::linears() const {
+  std::vector<const Linear*> r;
+  for (const Linear& l : slots) r.push_back(&l);
+  return r;
+}
+std::vector<Linear*> Block::group(TapPoint g) {
+  std::vector<Linear*> r;
+  for (int i : layout_or_throw().group(g)) r.push_back(&slots[size_t(i)]);
+  return r;
+}
+std::vector<const Linear*> Block::group(TapPoint g) const {
+  std::vector<const Linear*> r;
+  for (int i : layout_or_throw().group(g)) r.push_back(&slots[size_t(i)]);
+  return r;
+}
+const BlockLayout& Block::layout_or_throw() const {
+  SQ_CHECK(layout != nullptr && slots.size() == size_t(layout->size()),
+           "a decoder block without its layout (" << slots.size() << " linears)");
+  return *layout;
+}
 
 const char* online_point_name(OnlinePoint p) {
   static const char* names[kOnlinePoints] = {"qkv_in", "o_in", "gate_up_in", "down_in", "k_cache"};
@@ -120,6 +143,7 @@ Model load_model(const std::string& dir, const LinearResolver& resolver) {
   m.dir = dir;
   m.config = load_model_config(dir);
   m.arch = &find_arch(m.config.architecture);
+  SQ_CHECK(m.arch->layout, "family " << m.arch->family << " has no block layout");
   m.checkpoint = std::make_shared<Checkpoint>(Checkpoint::open(dir));
   const ModelConfig& c = m.config;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
@@ -140,6 +164,7 @@ Model load_model(const std::string& dir, const LinearResolver& resolver) {
   for (int64_t i = 0; i < c.num_layers; ++i) {
     Block& b = m.blocks[size_t(i)];
     const std::string p = "blocks." + std::to_string(i) + ".";
+    b = Block(*m.arch->layout);
     b.attn_norm = L.get(p + "attn_norm", {H});
     b.mlp_norm = L.get(p + "mlp_norm", {H});
     b.mlp_norm_bias = L.get(p + "mlp_norm.bias", {H}, /*required=*/false);
@@ -147,13 +172,11 @@ Model load_model(const std::string& dir, const LinearResolver& resolver) {
       b.q_norm = L.get(p + "attn.q_norm", {c.head_dim});
       b.k_norm = L.get(p + "attn.k_norm", {c.head_dim});
     }
-    b.q = L.linear(p + "attn.q", c.q_dim(), H, c.qkv_bias);
-    b.k = L.linear(p + "attn.k", c.kv_dim(), H, c.qkv_bias);
-    b.v = L.linear(p + "attn.v", c.kv_dim(), H, c.qkv_bias);
-    b.o = L.linear(p + "attn.o", H, c.q_dim(), c.o_bias);
-    b.gate = L.linear(p + "mlp.gate", I, H, c.mlp_bias);
-    b.up = L.linear(p + "mlp.up", I, H, c.mlp_bias);
-    b.down = L.linear(p + "mlp.down", H, I, c.mlp_bias);
+    const BlockLayout& lay = *b.layout;
+    for (int j = 0; j < lay.size(); ++j) {
+      const LinearSlot& sl = lay.slots[size_t(j)];
+      b.slots[size_t(j)] = L.linear(p + sl.name, lay.out_features(j, c), lay.in_features(j, c), has_bias(sl.bias, c));
+    }
     // Optional online transforms (written by transform passes; model.h OnlineTransform).
     const int64_t dims[kOnlinePoints] = {H, c.q_dim(), H, I, c.head_dim};
     for (int k = 0; k < kOnlinePoints; ++k) {

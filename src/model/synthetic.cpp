@@ -82,34 +82,30 @@ void write_synthetic_model(const std::string& dir, const ModelConfig& c, const S
     at::Tensor t = at::normal(mean, std, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(o.dtype);
     ts.emplace_back(hf_tensor_name(canonical), t);
   };
-  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const int64_t H = c.hidden_size;
+  const BlockLayout& lay = *find_family(c.family).layout;
   add("embed", {c.vocab_size, H}, 0, 0.02);
   for (int64_t i = 0; i < c.num_layers; ++i) {
     const std::string p = "blocks." + std::to_string(i) + ".";
+    // One half of the block: the weights of its slots, then their biases, in table order.
+    auto half = [&](bool attention) {
+      for (int pass = 0; pass < 2; ++pass)
+        for (int j = 0; j < lay.size(); ++j) {
+          const LinearSlot& sl = lay.slots[size_t(j)];
+          if ((sl.group == TapPoint::QkvIn || sl.group == TapPoint::OIn) != attention) continue;
+          const int64_t out = lay.out_features(j, c), in = lay.in_features(j, c);
+          if (pass == 0) add(p + sl.name, {out, in}, 0, 0.02);
+          else if (has_bias(sl.bias, c)) add(p + sl.name + ".bias", {out}, 0, 0.02);
+        }
+    };
     add(p + "attn_norm", {H}, 1, 0.1);
-    add(p + "attn.q", {c.q_dim(), H}, 0, 0.02);
-    add(p + "attn.k", {c.kv_dim(), H}, 0, 0.02);
-    add(p + "attn.v", {c.kv_dim(), H}, 0, 0.02);
-    add(p + "attn.o", {H, c.q_dim()}, 0, 0.02);
-    if (c.qkv_bias) {
-      add(p + "attn.q.bias", {c.q_dim()}, 0, 0.02);
-      add(p + "attn.k.bias", {c.kv_dim()}, 0, 0.02);
-      add(p + "attn.v.bias", {c.kv_dim()}, 0, 0.02);
-    }
-    if (c.o_bias) add(p + "attn.o.bias", {H}, 0, 0.02);
+    half(true);
     if (c.qk_norm) {
       add(p + "attn.q_norm", {c.head_dim}, 1, 0.1);
       add(p + "attn.k_norm", {c.head_dim}, 1, 0.1);
     }
     add(p + "mlp_norm", {H}, 1, 0.1);
-    add(p + "mlp.gate", {I, H}, 0, 0.02);
-    add(p + "mlp.up", {I, H}, 0, 0.02);
-    add(p + "mlp.down", {H, I}, 0, 0.02);
-    if (c.mlp_bias) {
-      add(p + "mlp.gate.bias", {I}, 0, 0.02);
-      add(p + "mlp.up.bias", {I}, 0, 0.02);
-      add(p + "mlp.down.bias", {H}, 0, 0.02);
-    }
+    half(false);
   }
   add("final_norm", {H}, 1, 0.1);
   if (!c.tie_word_embeddings) add("lm_head", {c.vocab_size, H}, 0, 0.02);

@@ -418,13 +418,12 @@ class AdaptiveStudent : public WindowStudent {
     const int64_t nkv = c.num_kv_heads, nh = c.num_heads, hd = c.head_dim, H = c.hidden_size;
     // V cache: v_h -> v_h Tv per KV head: v rows Tvᵀ W_h (bias b_h Tv); o columns W_h Tv^{-T}.
     const OnlineTransform& tv = T[kVCache];
-    t.v = apply_online(tv, t.v.reshape({nkv, hd, H}).transpose(1, 2)).transpose(1, 2).reshape({nkv * hd, H});
-    if (t.bv.defined()) t.bv = apply_online(tv, t.bv.reshape({nkv, hd})).reshape({nkv * hd});
-    t.o = fold(t.o.reshape({H, nh, hd}), kVCache).reshape({H, nh * hd});
-    for (at::Tensor* w : {&t.q, &t.k, &t.v}) *w = fold(*w, int(OnlinePoint::QkvIn));
-    t.o = fold(t.o, int(OnlinePoint::OIn));
-    for (at::Tensor* w : {&t.gate, &t.up}) *w = fold(*w, int(OnlinePoint::GateUpIn));
-    t.down = fold(t.down, int(OnlinePoint::DownIn));
+    at::Tensor &v = t.weight(Role::V), &bv = t.bias(Role::V), &o = t.weight(Role::O);
+    v = apply_online(tv, v.reshape({nkv, hd, H}).transpose(1, 2)).transpose(1, 2).reshape({nkv * hd, H});
+    if (bv.defined()) bv = apply_online(tv, bv.reshape({nkv, hd})).reshape({nkv * hd});
+    o = fold(o.reshape({H, nh, hd}), kVCache).reshape({H, nh * hd});
+    // Every linear folds the transform of the input it reads (online points 0-3 are the taps).
+    for (int j = 0; j < t.layout->size(); ++j) t.w[size_t(j)] = fold(t.w[size_t(j)], int(t.layout->slots[size_t(j)].group));
     return t;
   }
 

@@ -19,14 +19,8 @@ inline const char* const kLinearSuffix[kLinears] = {"attn.q",   "attn.k", "attn.
 inline std::string linear_name(int64_t layer, int i) {
   return "blocks." + std::to_string(layer) + "." + kLinearSuffix[i];
 }
-inline at::Tensor& weight_of(BlockTensors& t, int i) {
-  at::Tensor* f[kLinears] = {&t.q, &t.k, &t.v, &t.o, &t.gate, &t.up, &t.down};
-  return *f[i];
-}
-inline at::Tensor& bias_of(BlockTensors& t, int i) {
-  at::Tensor* f[kLinears] = {&t.bq, &t.bk, &t.bv, &t.bo, &t.bgate, &t.bup, &t.bdown};
-  return *f[i];
-}
+inline at::Tensor& weight_of(BlockTensors& t, int i) { return t.w[size_t(i)]; }
+inline at::Tensor& bias_of(BlockTensors& t, int i) { return t.b[size_t(i)]; }
 
 // Throws naming PASS and the linear when a planned format is DSQ or symmetric.
 inline void check_lwc_formats(const Session& s, const char* pass) {

@@ -130,19 +130,15 @@ bool Recipe::needs_calibration() const {
 }
 
 std::vector<LinearPlan> plan_linears(const Recipe& r, const ModelConfig& c) {
-  const int64_t H = c.hidden_size, I = c.intermediate_size;
-  const std::pair<const char*, std::pair<int64_t, int64_t>> shapes[] = {
-      {"attn.q", {c.q_dim(), H}}, {"attn.k", {c.kv_dim(), H}}, {"attn.v", {c.kv_dim(), H}},
-      {"attn.o", {H, c.q_dim()}}, {"mlp.gate", {I, H}},        {"mlp.up", {I, H}},
-      {"mlp.down", {H, I}}};
+  const BlockLayout& lay = *find_family(c.family).layout;
   std::vector<LinearPlan> plan;
   for (int64_t b = 0; b < c.num_layers; ++b) {
-    for (const auto& [suffix, shape] : shapes) {
+    for (int j = 0; j < lay.size(); ++j) {
       LinearPlan p;
-      p.name = "blocks." + std::to_string(b) + "." + suffix;
-      p.out = shape.first;
-      p.in = shape.second;
-      p.format = r.format;
+      p.name = slot_tensor_name(lay, b, j);
+      p.out = lay.out_features(j, c);
+      p.in = lay.in_features(j, c);
+      if (lay.slots[size_t(j)].quantize) p.format = r.format;  // routers and the like stay unquantized
       p.rule = "default";
       for (size_t i = 0; i < r.overrides.size(); ++i) {
         if (fnmatch(r.overrides[i].match.c_str(), p.name.c_str(), 0) == 0) {

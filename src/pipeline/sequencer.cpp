@@ -26,10 +26,6 @@ using Clock = std::chrono::steady_clock;
 
 const auto since = synced_seconds_since;
 
-const char* kGroupSuffixes[kTapPoints][3] = {
-    {"attn.q", "attn.k", "attn.v"}, {"attn.o", nullptr, nullptr}, {"mlp.gate", "mlp.up", nullptr},
-    {"mlp.down", nullptr, nullptr}};
-
 std::string block_file(const std::string& work, int64_t i) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "block_%05lld.safetensors", (long long)i);
@@ -201,9 +197,8 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
         GroupInputs in;
         in.block = i;
         in.point = TapPoint(g);
-        for (const char* suf : kGroupSuffixes[g]) {
-          if (suf == nullptr) continue;
-          const LinearPlan* p = s.plan_for(prefix + suf);
+        for (const Linear* l : blk.group(TapPoint(g))) {
+          const LinearPlan* p = s.plan_for(l->name);
           if (p && p->format) in.linears.push_back(p->name);
         }
         auto tf = Clock::now();

@@ -58,9 +58,10 @@ void rotate_out(Linear& l, const at::Tensor& Q64) {
 void fuse_norms(Model& m) {
   check_all_plain(m, "fuse_norms");
   for (Block& b : m.blocks) {
-    for (Linear* l : {&b.q, &b.k, &b.v}) scale_columns(*l, b.attn_norm);
+    // Each norm's weight moves into the input columns of the linears it feeds (its edge).
+    for (const std::string& n : b.layout->edge_from("attn_norm")->to) scale_columns(b.slots[size_t(b.layout->find(n))], b.attn_norm);
     b.attn_norm = ones_like_norm(b.attn_norm);
-    for (Linear* l : {&b.gate, &b.up}) scale_columns(*l, b.mlp_norm);
+    for (const std::string& n : b.layout->edge_from("mlp_norm")->to) scale_columns(b.slots[size_t(b.layout->find(n))], b.mlp_norm);
     b.mlp_norm = ones_like_norm(b.mlp_norm);
   }
   if (all_ones(m.final_norm)) {  // nothing to fuse: a tied head may stay tied
@@ -96,9 +97,13 @@ void rotate_residual(Model& m, const at::Tensor& Q) {
     m.lm_head.weight = rotate_in(m.lm_head.weight, Q64);
   }
   for (Block& b : m.blocks) {
-    for (Linear* l : {&b.q, &b.k, &b.v, &b.gate, &b.up}) l->weight = rotate_in(l->weight, Q64);
-    rotate_out(b.o, Q64);
-    rotate_out(b.down, Q64);
+    // Linears reading the residual stream rotate their inputs, those writing it their outputs.
+    for (int j = 0; j < b.layout->size(); ++j) {
+      const LinearSlot& sl = b.layout->slots[size_t(j)];
+      Linear& l = b.slots[size_t(j)];
+      if (sl.in == Dim::Hidden) l.weight = rotate_in(l.weight, Q64);
+      if (sl.out == Dim::Hidden) rotate_out(l, Q64);
+    }
   }
 }
 

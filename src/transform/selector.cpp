@@ -35,17 +35,6 @@ double median_of(std::vector<double> v) {
   return 0.5 * (hi + *std::max_element(v.begin(), v.begin() + h));
 }
 
-// The linears whose weights feed transform point p of block b.
-std::vector<const Linear*> group_linears(const Block& b, TapPoint p) {
-  switch (p) {
-    case TapPoint::QkvIn: return {&b.q, &b.k, &b.v};
-    case TapPoint::OIn: return {&b.o};
-    case TapPoint::GateUpIn: return {&b.gate, &b.up};
-    case TapPoint::DownIn: return {&b.down};
-  }
-  return {};
-}
-
 }  // namespace
 
 double kurtosis(const at::Tensor& w) { return kurtosis(std::vector<at::Tensor>{w}); }
@@ -126,7 +115,7 @@ std::vector<TransformChoice> model_kurtosis(const Model& m) {
   for (size_t b = 0; b < m.blocks.size(); ++b) {
     for (int p = 0; p < kTapPoints; ++p) {
       std::vector<at::Tensor> parts;
-      for (const Linear* l : group_linears(m.blocks[b], TapPoint(p))) {
+      for (const Linear* l : m.blocks[b].group(TapPoint(p))) {
         SQ_CHECK(l->weight.defined(), "model_kurtosis: " << l->name << " has no master weight (a model loaded "
                                                          << "packed has none); load the full-precision model");
         parts.push_back(l->weight);

@@ -28,12 +28,12 @@ BlockTensors block_tensors(const Block& b, c10::Device d) {
   t.k_norm = dev32(b.k_norm, d);
   t.mlp_norm = dev32(b.mlp_norm, d);
   t.mlp_norm_bias = dev32(b.mlp_norm_bias, d);
-  t.q = dev32(b.q.weight, d), t.k = dev32(b.k.weight, d), t.v = dev32(b.v.weight, d), t.o = dev32(b.o.weight, d);
-  t.gate = dev32(b.gate.weight, d), t.up = dev32(b.up.weight, d), t.down = dev32(b.down.weight, d);
-  t.bq = dev32(b.q.bias, d), t.bk = dev32(b.k.bias, d), t.bv = dev32(b.v.bias, d), t.bo = dev32(b.o.bias, d);
-  t.bgate = dev32(b.gate.bias, d), t.bup = dev32(b.up.bias, d), t.bdown = dev32(b.down.bias, d);
-  for (const at::Tensor* w : {&t.q, &t.k, &t.v, &t.o, &t.gate, &t.up, &t.down})
-    SQ_CHECK(w->defined(), "block_tensors: a linear has no full-precision weight (already packed?)");
+  t.layout = b.layout;
+  for (const Linear* l : b.linears()) {
+    SQ_CHECK(l->weight.defined(), "block_tensors: " << l->name << " has no full-precision weight (already packed?)");
+    t.w.push_back(dev32(l->weight, d));
+    t.b.push_back(dev32(l->bias, d));
+  }
   return t;
 }
 
@@ -47,10 +47,12 @@ BlockWeights fuse_block_tensors(const BlockTensors& t, c10::ScalarType dt) {
   BlockWeights w;
   w.attn_norm = cvt(t.attn_norm), w.q_norm = cvt(t.q_norm), w.k_norm = cvt(t.k_norm);
   w.mlp_norm = cvt(t.mlp_norm), w.mlp_norm_bias = cvt(t.mlp_norm_bias);
-  w.w_qkv = cat({t.q, t.k, t.v}), w.b_qkv = cat({t.bq, t.bk, t.bv});
-  w.w_o = cvt(t.o), w.b_o = cvt(t.bo);
-  w.w_gate_up = cat({t.gate, t.up}), w.b_gate_up = cat({t.bgate, t.bup});
-  w.w_down = cvt(t.down), w.b_down = cvt(t.bdown);
+  auto W = [&](Role r) { return t.weight(r); };
+  auto B = [&](Role r) { return t.bias(r); };
+  w.w_qkv = cat({W(Role::Q), W(Role::K), W(Role::V)}), w.b_qkv = cat({B(Role::Q), B(Role::K), B(Role::V)});
+  w.w_o = cvt(W(Role::O)), w.b_o = cvt(B(Role::O));
+  w.w_gate_up = cat({W(Role::Gate), W(Role::Up)}), w.b_gate_up = cat({B(Role::Gate), B(Role::Up)});
+  w.w_down = cvt(W(Role::Down)), w.b_down = cvt(B(Role::Down));
   return w;
 }
 
@@ -71,24 +73,31 @@ LetScales let_identity(const ModelConfig& c, bool qkv, bool gate_up, bool v_o, b
 
 BlockTensors apply_let(const BlockTensors& t, const LetScales& s, const ModelConfig& c) {
   BlockTensors r = t;
+  const BlockLayout& lay = *t.layout;
+  auto W = [&](Role role) -> at::Tensor& { return r.weight(role); };
+  auto B = [&](Role role) -> at::Tensor& { return r.bias(role); };
+  // The consumers of a norm (its absorption edge) take the scale on their input columns.
+  auto scale_consumers = [&](const char* norm, const at::Tensor& sc) {
+    for (const std::string& n : lay.edge_from(norm)->to) r.w[size_t(lay.find(n))] = r.w[size_t(lay.find(n))] * sc;
+  };
   if (s.qkv.defined()) {
     r.attn_norm = r.attn_norm / s.qkv;
-    r.q = r.q * s.qkv, r.k = r.k * s.qkv, r.v = r.v * s.qkv;
+    scale_consumers("attn_norm", s.qkv);
   }
   if (s.gate_up.defined()) {
     r.mlp_norm = r.mlp_norm / s.gate_up;
     r.mlp_norm_bias = div_if(r.mlp_norm_bias, s.gate_up);
-    r.gate = r.gate * s.gate_up, r.up = r.up * s.gate_up;
+    scale_consumers("mlp_norm", s.gate_up);
   }
   if (s.v_o.defined()) {
-    r.v = r.v / s.v_o.unsqueeze(1);
-    r.bv = div_if(r.bv, s.v_o);
-    r.o = r.o * expand_heads(s.v_o, c);
+    W(Role::V) = W(Role::V) / s.v_o.unsqueeze(1);
+    B(Role::V) = div_if(B(Role::V), s.v_o);
+    W(Role::O) = W(Role::O) * expand_heads(s.v_o, c);
   }
   if (s.up_down.defined()) {
-    r.up = r.up / s.up_down.unsqueeze(1);
-    r.bup = div_if(r.bup, s.up_down);
-    r.down = r.down * s.up_down;
+    W(Role::Up) = W(Role::Up) / s.up_down.unsqueeze(1);
+    B(Role::Up) = div_if(B(Role::Up), s.up_down);
+    W(Role::Down) = W(Role::Down) * s.up_down;
   }
   if (s.q_k.defined()) {
     if (c.qk_norm) {  // per-head norms act after the projections: scale their weights
@@ -98,10 +107,10 @@ BlockTensors apply_let(const BlockTensors& t, const LetScales& s, const ModelCon
     } else {
       at::Tensor kv = qk_kv_channels(s.q_k);  // [nkv*hd]
       at::Tensor qch = expand_heads(kv, c);   // [nh*hd]
-      r.q = r.q / qch.unsqueeze(1);
-      r.bq = div_if(r.bq, qch);
-      r.k = r.k * kv.unsqueeze(1);
-      r.bk = mul_if(r.bk, kv);
+      W(Role::Q) = W(Role::Q) / qch.unsqueeze(1);
+      B(Role::Q) = div_if(B(Role::Q), qch);
+      W(Role::K) = W(Role::K) * kv.unsqueeze(1);
+      B(Role::K) = mul_if(B(Role::K), kv);
     }
   }
   return r;

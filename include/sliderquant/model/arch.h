@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include "sliderquant/model/layout.h"
+
 namespace sq {
 
 struct RopeScaling {
@@ -63,6 +65,8 @@ struct ArchSpec {
   void (*parse)(const nlohmann::json& cfg, ModelConfig& out, const std::string& where) = nullptr;
   // Writes the family's own keys (synthetic checkpoints).
   void (*emit)(const ModelConfig& c, nlohmann::json& cfg) = nullptr;
+  // The decoder block's linear slots and absorption edges (model/layout.h).
+  const BlockLayout* layout = nullptr;
 };
 
 // All supported families, in a fixed order (src/arch/registry.cpp).
@@ -81,9 +85,9 @@ std::string model_config_json(const ModelConfig& c);
 
 // Canonical <-> HF tensor names. Canonical names:
 //   embed, final_norm, lm_head,
-//   blocks.{i}.attn_norm, blocks.{i}.attn.{q,k,v,o}[.bias], blocks.{i}.attn.{q_norm,k_norm},
-//   blocks.{i}.mlp_norm, blocks.{i}.mlp.{gate,up,down}[.bias]
-// All supported families share the HF Llama naming ("model.layers.{i}.self_attn.q_proj.weight").
+//   blocks.{i}.attn_norm, blocks.{i}.attn.{q_norm,k_norm}, blocks.{i}.mlp_norm[.bias],
+//   blocks.{i}.SLOT[.bias] for every linear slot of a registered family's layout
+//   (model/layout.h; HF "model.layers.{i}." + the slot's hf name + ".weight"/".bias").
 std::string hf_tensor_name(const std::string& canonical);
 
 }  // namespace sq

@@ -59,10 +59,7 @@ at::Tensor fold_online_inverse(const at::Tensor& W, const OnlineTransform& t);
 BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType dtype,
                            c10::Device device, int64_t index);
 
-// The inputs of a block's linear groups, in forward order: what calibration taps.
-enum class TapPoint { QkvIn = 0, OIn = 1, GateUpIn = 2, DownIn = 3 };
-constexpr int kTapPoints = 4;
-const char* tap_name(TapPoint p);
+// TapPoint (the inputs of a block's linear groups) is in model/layout.h.
 
 // Explicit taps into block_forward: `fn` sees each tap point's input ([B, T, in]); when
 // `stop_after` is set, the forward returns an undefined tensor right after that tap.

@@ -84,20 +84,30 @@ struct Linear {
 };
 
 struct Block {
+  const BlockLayout* layout = nullptr;  // what `slots` holds (the family's layout)
   at::Tensor attn_norm;       // [H]
   at::Tensor q_norm, k_norm;  // [head_dim] (Qwen3) or undefined
   at::Tensor mlp_norm;        // [H]
   at::Tensor mlp_norm_bias;   // [H] or undefined: added to the norm's output (a mean-shift
                               // correction such as D²Quant's DAC; stored as
                               // post_attention_layernorm.bias)
-  Linear q, k, v, o;          // q [nh*hd, H], k/v [nkv*hd, H], o [H, nh*hd]
-  Linear gate, up, down;      // gate/up [I, H], down [H, I]
+  std::vector<Linear> slots;  // one Linear per layout slot, in table order
   OnlineTransform online[kOnlinePoints];  // online transforms (all undefined by default)
   std::string online_kind[kOnlinePoints];  // what each is ("rotation", "affine"; informative)
   at::Tensor act_clip;        // [kActClipPoints, 2] learned activation clipping, or undefined
+
+  Block() = default;
+  explicit Block(const BlockLayout& l) : layout(&l), slots(size_t(l.size())) {}
+  Linear& linear(Role r) { return slots[size_t(layout_or_throw().index(r))]; }
+  const Linear& linear(Role r) const { return slots[size_t(layout_or_throw().index(r))]; }
   std::vector<Linear*> linears();
   std::vector<const Linear*> linears() const;
+  std::vector<Linear*> group(TapPoint g);  // the linears reading tap g, in table order
+  std::vector<const Linear*> group(TapPoint g) const;
   int64_t nbytes() const;  // bytes of all tensors as stored
+
+ private:
+  const BlockLayout& layout_or_throw() const;
 };
 
 struct Model {

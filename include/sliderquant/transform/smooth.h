@@ -27,9 +27,13 @@ namespace sq {
 // A decoder block's parameters as float32 tensors (biases and optional norms undefined
 // when absent), on one device.
 struct BlockTensors {
+  const BlockLayout* layout = nullptr;
   at::Tensor attn_norm, q_norm, k_norm, mlp_norm, mlp_norm_bias;
-  at::Tensor q, k, v, o, gate, up, down;
-  at::Tensor bq, bk, bv, bo, bgate, bup, bdown;
+  std::vector<at::Tensor> w, b;  // per layout slot: weight [out, in] and bias (or undefined)
+  at::Tensor& weight(Role r) { return w[size_t(layout->index(r))]; }
+  const at::Tensor& weight(Role r) const { return w[size_t(layout->index(r))]; }
+  at::Tensor& bias(Role r) { return b[size_t(layout->index(r))]; }
+  const at::Tensor& bias(Role r) const { return b[size_t(layout->index(r))]; }
 };
 // The block's full-precision master tensors (effective weights are ignored).
 BlockTensors block_tensors(const Block& b, c10::Device device);
