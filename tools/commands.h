@@ -90,9 +90,17 @@ struct RecipeArgs {
 };
 int cmd_recipe(const RecipeArgs& a, const CommonArgs& c);
 
+struct ListArgs {
+  std::string what;   // "families" | "recipes"
+  bool test = false;  // recipes: also configs/test/ (named test/NAME)
+};
+int cmd_list(const ListArgs& a, const CommonArgs& c);
+
 // A recipe argument: an existing path, or NAME / NAME.json under the bundled configs/.
 std::string resolve_recipe_path(const std::string& arg);
 std::string default_model_dir();
+// The bundled recipe folder: $SQ_HOME/configs, else the source tree's configs/.
+std::string configs_dir();
 
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
 std::vector<std::string> split_commas(const std::string& s);

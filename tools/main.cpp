@@ -8,13 +8,20 @@
 #include "commands.h"
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/torch_compat.h"
+#include "sliderquant/model/arch.h"
+#include "sliderquant/model/synthetic.h"
 
 using namespace sq;
 
 int main(int argc, char** argv) {
+  // Family, architecture and preset lists come from the registries (src/arch/registry.cpp,
+  // model/synthetic.h), so the help text cannot go stale.
+  std::string families, presets;
+  for (const ArchSpec* a : arch_registry()) families += (families.empty() ? "" : ", ") + a->family;
+  for (const std::string& p : synthetic_presets()) presets += (presets.empty() ? "" : ", ") + p;
   CLI::App app{"sliderquant: post-training quantization of LLM checkpoints, and what it costs.\n"
-               "Reads Hugging Face model directories (config.json + safetensors) of Llama 1/2/3,\n"
-               "Mistral, Qwen2/2.5 and Qwen3 models, on CPU or CUDA.",
+               "Reads Hugging Face model directories (config.json + safetensors) of the architectures\n" +
+                   supported_architectures() + ", on CPU or CUDA.",
                "sliderquant"};
   app.require_subcommand(1);
   app.set_version_flag("--version", std::string("sliderquant ") + SQ_VERSION + " (libtorch " +
@@ -72,9 +79,8 @@ int main(int argc, char** argv) {
   CLI::App* synth = app.add_subcommand("synth", "write a checkpoint with seeded random weights "
                                                 "(any supported family and shape)");
   synth->add_option("out", sy.out, "output model directory")->required();
-  synth->add_option("--preset", sy.preset, "shape: tiny, llama2-7b, llama3-8b, mistral-7b, qwen2.5-7b, "
-                                           "qwen3-8b")->capture_default_str();
-  synth->add_option("--family", sy.family, "llama, mistral, qwen2, qwen3 (default: the preset's)");
+  synth->add_option("--preset", sy.preset, "shape: " + presets)->capture_default_str();
+  synth->add_option("--family", sy.family, families + " (default: the preset's)");
   synth->add_option("--layers", sy.layers, "decoder layers (default: the preset's; fewer keep its widths, e.g. a "
                                            "7B-shaped layer for a CPU benchmark)")->check(CLI::PositiveNumber);
   synth->add_option("--seed", sy.seed, "random seed")->capture_default_str();
@@ -129,6 +135,14 @@ int main(int argc, char** argv) {
   recipe->add_option("--model", ra.model, "model directory (explain needs one; check validates against it)");
   add_common(recipe);
 
+  // ---- list
+  cli::ListArgs la;
+  CLI::App* list = app.add_subcommand("list", "print a registry as a markdown table: model families, or the "
+                                              "recipes in configs/");
+  list->add_option("what", la.what, "families | recipes")->required()->check(CLI::IsMember({"families", "recipes"}));
+  list->add_flag("--test", la.test, "recipes: also the small-model recipes in configs/test/ (named test/NAME)");
+  add_common(list);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -149,6 +163,7 @@ int main(int argc, char** argv) {
     if (*tok) return cli::cmd_tokenize(tk, common);
     if (*quant) return cli::cmd_quantize(qa, common);
     if (*recipe) return cli::cmd_recipe(ra, common);
+    if (*list) return cli::cmd_list(la, common);
   } catch (const UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;
