@@ -32,7 +32,11 @@ const ArchSpec& llama_spec() {
        {"rope_scaling llama3", "Llama 3.1+ rescale RoPE frequencies by wavelength band"}},
       parse_llama,
       emit_llama,
-      &dense_layout()};
+      &dense_layout(),
+      // presets: name, hidden, intermediate, layers, heads, kv heads, head_dim, vocab, context, theta, eps
+      {{"llama2-7b", 4096, 11008, 32, 32, 32, 0, 32000, 4096, 10000.0, 1e-5},
+       {"llama3-8b", 4096, 14336, 32, 32, 8, 0, 128256, 131072, 500000.0, 1e-5,
+        RopeScaling{"llama3", 8.0, 1.0, 4.0, 8192}}}};
   return spec;
 }
 

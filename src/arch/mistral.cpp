@@ -28,7 +28,9 @@ const ArchSpec& mistral_spec() {
       {{"sliding_window", "each token attends to at most sliding_window previous tokens"}},
       parse_mistral,
       emit_mistral,
-      &dense_layout()};
+      &dense_layout(),
+      // presets: name, hidden, intermediate, layers, heads, kv heads, head_dim, vocab, context, theta, eps
+      {{"mistral-7b", 4096, 14336, 32, 32, 8, 0, 32000, 32768, 10000.0, 1e-5, std::nullopt, 4096}}};
   return spec;
 }
 

@@ -28,7 +28,9 @@ const ArchSpec& qwen2_spec() {
        {"use_sliding_window", "must be false (released checkpoints)"}},
       parse_qwen2,
       emit_qwen2,
-      &dense_layout()};
+      &dense_layout(),
+      // presets: name, hidden, intermediate, layers, heads, kv heads, head_dim, vocab, context, theta, eps
+      {{"qwen2.5-7b", 3584, 18944, 28, 28, 4, 0, 152064, 32768, 1000000.0, 1e-6}}};
   return spec;
 }
 

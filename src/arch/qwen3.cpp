@@ -32,7 +32,9 @@ const ArchSpec& qwen3_spec() {
        {"head_dim", "explicit in config.json, may differ from hidden/heads"}},
       parse_qwen3,
       emit_qwen3,
-      &dense_layout()};
+      &dense_layout(),
+      // presets: name, hidden, intermediate, layers, heads, kv heads, head_dim, vocab, context, theta, eps
+      {{"qwen3-8b", 4096, 12288, 36, 32, 8, 128, 151936, 40960, 1000000.0, 1e-6}}};
   return spec;
 }
 

@@ -15,54 +15,47 @@
 namespace sq {
 
 std::vector<std::string> synthetic_presets() {
-  return {"tiny", "llama2-7b", "llama3-8b", "mistral-7b", "qwen2.5-7b", "qwen3-8b"};
+  std::vector<std::string> r = {"tiny"};
+  for (const ArchSpec* a : arch_registry())
+    for (const ShapePreset& p : a->presets) r.push_back(p.name);
+  return r;
 }
 
 ModelConfig synthetic_config(const std::string& family_in, const std::string& preset) {
   ModelConfig c;
   std::string family = family_in;
-  auto shape = [&](const char* fam, int64_t H, int64_t I, int64_t L, int64_t nh, int64_t nkv, int64_t V,
-                   int64_t ctx, double theta) {
-    SQ_CHECK(family.empty() || family == fam,
-             "preset '" << preset << "' is a " << fam << " model, not " << family);
-    family = fam;
-    c.hidden_size = H; c.intermediate_size = I; c.num_layers = L; c.num_heads = nh; c.num_kv_heads = nkv;
-    c.head_dim = H / nh; c.vocab_size = V; c.max_position_embeddings = ctx; c.rope_theta = theta;
-  };
   c.rms_norm_eps = 1e-5;
-  if (preset == "tiny") {
+  if (preset == "tiny") {  // any family
     if (family.empty()) family = "llama";
     c.hidden_size = 64; c.intermediate_size = 128; c.num_layers = 2; c.num_heads = 4; c.num_kv_heads = 2;
     c.head_dim = 16; c.vocab_size = 512; c.max_position_embeddings = 256;
-  } else if (preset == "llama2-7b") {
-    shape("llama", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0);
-  } else if (preset == "llama3-8b") {
-    shape("llama", 4096, 14336, 32, 32, 8, 128256, 131072, 500000.0);
-    c.rope_scaling = RopeScaling{"llama3", 8.0, 1.0, 4.0, 8192};
-  } else if (preset == "mistral-7b") {
-    shape("mistral", 4096, 14336, 32, 32, 8, 32000, 32768, 10000.0);
-    c.sliding_window = 4096;
-  } else if (preset == "qwen2.5-7b") {
-    shape("qwen2", 3584, 18944, 28, 28, 4, 152064, 32768, 1000000.0);
-    c.rms_norm_eps = 1e-6;
-  } else if (preset == "qwen3-8b") {
-    shape("qwen3", 4096, 12288, 36, 32, 8, 151936, 40960, 1000000.0);
-    c.head_dim = 128;
-    c.rms_norm_eps = 1e-6;
   } else {
-    std::string names;
-    for (const auto& p : synthetic_presets()) names += (names.empty() ? "" : ", ") + p;
-    throw UsageError("unknown synthetic preset '" + preset + "' (known: " + names + ")");
+    const ShapePreset* found = nullptr;
+    std::string owner;
+    for (const ArchSpec* a : arch_registry())
+      for (const ShapePreset& p : a->presets)
+        if (p.name == preset) found = &p, owner = a->family;
+    if (!found) {
+      std::string names;
+      for (const auto& p : synthetic_presets()) names += (names.empty() ? "" : ", ") + p;
+      throw UsageError("unknown synthetic preset '" + preset + "' (known: " + names + ")");
+    }
+    SQ_CHECK(family.empty() || family == owner, "preset '" << preset << "' is a " << owner << " model, not " << family);
+    family = owner;
+    const ShapePreset& p = *found;
+    c.hidden_size = p.hidden; c.intermediate_size = p.intermediate; c.num_layers = p.layers; c.num_heads = p.heads;
+    c.num_kv_heads = p.kv_heads; c.head_dim = p.head_dim > 0 ? p.head_dim : p.hidden / p.heads;
+    c.vocab_size = p.vocab; c.max_position_embeddings = p.context; c.rope_theta = p.rope_theta;
+    c.rms_norm_eps = p.rms_norm_eps; c.rope_scaling = p.rope_scaling; c.sliding_window = p.sliding_window;
   }
   const ArchSpec& spec = find_family(family);
   c.family = family;
   c.architecture = spec.architectures[0];
-  c.qk_norm = family == "qwen3";
-  c.qkv_bias = family == "qwen2";
   c.tie_word_embeddings = false;
   c.bos_token_id = 1;
   c.eos_token_ids = {2};
-  return c;
+  // The family's own switches (q/k norms, biases) as its config parser sets them.
+  return parse_model_config(model_config_json(c), "synthetic " + family + " " + preset);
 }
 
 namespace {

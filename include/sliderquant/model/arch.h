@@ -56,6 +56,17 @@ struct Quirk {
   std::string reason;
 };
 
+// A named real-model shape for synthetic checkpoints (`synth --preset`).
+struct ShapePreset {
+  std::string name;  // e.g. "llama2-7b"
+  int64_t hidden, intermediate, layers, heads, kv_heads;
+  int64_t head_dim;  // 0 = hidden / heads
+  int64_t vocab, context;
+  double rope_theta, rms_norm_eps;
+  std::optional<RopeScaling> rope_scaling = std::nullopt;
+  int64_t sliding_window = 0;
+};
+
 struct ArchSpec {
   std::string family;
   std::vector<std::string> architectures;  // accepted HF architectures[0] names
@@ -67,6 +78,8 @@ struct ArchSpec {
   void (*emit)(const ModelConfig& c, nlohmann::json& cfg) = nullptr;
   // The decoder block's linear slots and absorption edges (model/layout.h).
   const BlockLayout* layout = nullptr;
+  // Real-model shapes of this family for synthetic checkpoints.
+  std::vector<ShapePreset> presets = {};
 };
 
 // All supported families, in a fixed order (src/arch/registry.cpp).
