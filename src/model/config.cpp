@@ -2,11 +2,11 @@
 // each family's own keys and quirks are read by its ArchSpec (src/arch/<family>.cpp).
 #include <nlohmann/json.hpp>
 
-#include "../arch/arch_common.h"
+#include "sliderquant/core/json.h"
 #include "sliderquant/core/util.h"
+#include "sliderquant/model/arch.h"
 
 namespace sq {
-using namespace arch;
 
 namespace {
 

@@ -10,7 +10,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/torch_compat.h"
-#include "sliderquant/quant/learnable.h"
+#include "sliderquant/quant/act_quant.h"
 
 namespace sq {
 

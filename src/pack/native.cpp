@@ -15,27 +15,10 @@
 #include <sstream>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/shape.h"
 
 namespace sq {
 namespace {
-
-// The format's short name ("w4g128", "w4", "w3g64s"). Local so that the pack layer does
-// not depend on QFormat::name() being linked; keep in step with QFormat::name().
-std::string format_label(const QFormat& f) {
-  std::string s = "w" + std::to_string(f.bits);
-  if (f.group_size > 0) s += "g" + std::to_string(f.group_size);
-  if (f.symmetric) s += "s";
-  if (f.dsq) s += "d";
-  return s;
-}
-
-std::string shape_str(at::IntArrayRef sizes) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < sizes.size(); ++i) os << (i ? ", " : "") << sizes[i];
-  os << "]";
-  return os.str();
-}
 
 int64_t words_for(int64_t n, int bits) { return (n * bits + 31) / 32; }
 
@@ -43,18 +26,11 @@ void check_bits(int bits, const std::string& what) {
   SQ_CHECK(bits >= 1 && bits <= 8, what << ": bits must be in 1..8, got " << bits);
 }
 
-// Groups per row for IN columns (the rule of QFormat::groups, computed here so that the
-// layout does not need format.cpp): throws naming the linear when IN does not divide.
-int64_t groups_of(const QFormat& f, int64_t in, const std::string& name) {
-  SQ_CHECK(f.bits >= 2 && f.bits <= 8,
-           name << ": format " << format_label(f) << " has bits " << f.bits << ", expected 2..8");
-  SQ_CHECK(!f.dsq || (f.bits <= 3 && !f.symmetric),
-           name << ": DSQ format " << format_label(f) << " must have 2 or 3 bits and no 's'");
-  if (f.group_size < 0) return 1;
-  SQ_CHECK(f.group_size >= 1, name << ": group size " << f.group_size << " must be >= 1 or -1");
-  SQ_CHECK(in % f.group_size == 0, name << ": in_features " << in << " is not a multiple of group size "
-                                        << f.group_size << " of " << format_label(f));
-  return in / f.group_size;
+// Groups per row for an [OUT, IN] weight in format F, after QFormat::check (errors name the
+// linear: bits outside 2..8, DSQ with 's' or more than 3 bits, ragged groups).
+int64_t groups_of(const QFormat& f, int64_t out, int64_t in, const std::string& name) {
+  f.check(out, in, name);
+  return f.groups(in);
 }
 
 // codes: [rows, n] uint8; WHAT names the tensor in errors.
@@ -201,14 +177,14 @@ std::vector<std::pair<std::string, at::Tensor>> pack_qtensor(const std::string& 
   const QFormat& f = q.format;
   SQ_CHECK(q.codes.defined() && q.codes.dim() == 2, name << ": codes must be a 2-D [out, in] tensor");
   const int64_t out = q.codes.size(0), in = q.codes.size(1);
-  const int64_t groups = groups_of(f, in, name);
-  const std::string context = format_label(f) + " " + shape_str({out, in});
+  const int64_t groups = groups_of(f, out, in, name);
+  const std::string context = f.name() + " " + shape_str({out, in});
   std::vector<std::pair<std::string, at::Tensor>> res;
 
   res.emplace_back(name + ".qweight", pack_bits_named(q.codes, f.bits, name + ".qweight (codes)"));
 
   if (f.dsq) {
-    SQ_CHECK(!q.g_idx.defined(), name << ": DSQ format " << format_label(f) << " stores no g_idx");
+    SQ_CHECK(!q.g_idx.defined(), name << ": DSQ format " << f.name() << " stores no g_idx");
     res.emplace_back(name + ".dsq_r", exact_fp16(q.levels_r, name + ".dsq_r", {out, groups, f.bits}, context,
                                                  "round DSQ row scales to float16 before choosing codes"));
     if (q.col_scale.defined())
@@ -241,18 +217,18 @@ std::vector<std::pair<std::string, at::Tensor>> pack_qtensor(const std::string& 
     // The zero is implied (2^(bits-1)); dropping anything else would change the weights.
     if (q.zeros.defined()) {
       SQ_CHECK(q.zeros.numel() == 0 || (q.zeros.cpu().to(at::kDouble) == double(mid)).all().item<bool>(),
-               name << ": symmetric format " << format_label(f) << " stores no zeros, but the QTensor's "
+               name << ": symmetric format " << f.name() << " stores no zeros, but the QTensor's "
                     << "zeros are not all " << mid);
     }
   } else {
-    SQ_CHECK(q.zeros.defined(), zname << ": asymmetric format " << format_label(f) << " needs zeros");
+    SQ_CHECK(q.zeros.defined(), zname << ": asymmetric format " << f.name() << " needs zeros");
     SQ_CHECK(q.zeros.sizes() == at::IntArrayRef({out, groups}),
              zname << ": zeros have shape " << shape_str(q.zeros.sizes()) << ", expected "
                    << shape_str({out, groups}) << " for " << context);
     at::Tensor z = q.zeros.cpu().to(at::kDouble);
     SQ_CHECK(z.numel() == 0 || ((z == z.round()).all().item<bool>() && z.min().item<double>() >= 0 &&
                                 z.max().item<double>() <= double(f.maxq())),
-             zname << ": zeros must be integers in [0, " << f.maxq() << "] for " << format_label(f));
+             zname << ": zeros must be integers in [0, " << f.maxq() << "] for " << f.name());
     res.emplace_back(zname, pack_bits_named(z.to(at::kByte), f.bits, zname));
   }
 
@@ -269,8 +245,8 @@ std::vector<std::pair<std::string, at::Tensor>> pack_qtensor(const std::string& 
 QTensor unpack_qtensor(const std::string& name, const QFormat& f, int64_t out, int64_t in,
                        const std::function<at::Tensor(const std::string&)>& get) {
   SQ_CHECK(out >= 0 && in >= 0, name << ": negative shape [" << out << ", " << in << "]");
-  const int64_t groups = groups_of(f, in, name);
-  const std::string context = format_label(f) + " " + shape_str({out, in});
+  const int64_t groups = groups_of(f, out, in, name);
+  const std::string context = f.name() + " " + shape_str({out, in});
   QTensor q;
   q.format = f;
 

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/json.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/pipeline/pass.h"
 
@@ -14,20 +15,6 @@ namespace sq {
 namespace {
 
 using nlohmann::json;
-
-void only_keys(const json& j, std::initializer_list<const char*> keys, const std::string& where,
-               const std::string& what) {
-  SQ_CHECK(j.is_object(), where << ": " << what << " must be an object");
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    bool ok = false;
-    for (const char* k : keys) ok = ok || it.key() == k;
-    if (!ok) {
-      std::string known;
-      for (const char* k : keys) known += (known.empty() ? "" : ", ") + std::string(k);
-      SQ_FAIL(where << ": unknown key '" << it.key() << "' in " << what << " (known: " << known << ")");
-    }
-  }
-}
 
 std::optional<QFormat> parse_format_value(const json& v, const std::string& where, const std::string& what) {
   if (v.is_null()) return std::nullopt;
@@ -50,7 +37,7 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
   } catch (const json::exception& e) {
     SQ_FAIL(where << ": invalid JSON (" << e.what() << ")");
   }
-  only_keys(j, {"name", "description", "calibration", "format", "overrides", "pipeline"}, where, "the recipe");
+  check_keys(j, {"name", "description", "calibration", "format", "overrides", "pipeline"}, where, "the recipe");
   Recipe r;
   r.path = where;
   if (j.contains("name")) r.name = j["name"].get<std::string>();
@@ -61,7 +48,7 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
   r.format = *f;
   if (j.contains("calibration")) {
     const json& c = j["calibration"];
-    only_keys(c, {"dataset", "samples", "seqlen", "seed"}, where, "'calibration'");
+    check_keys(c, {"dataset", "samples", "seqlen", "seed"}, where, "'calibration'");
     try {
       if (c.contains("dataset")) r.calibration.dataset = c["dataset"].get<std::string>();
       if (c.contains("samples")) r.calibration.samples = c["samples"].get<int64_t>();
@@ -78,7 +65,7 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
     int i = 0;
     for (const json& o : j["overrides"]) {
       std::string what = "overrides[" + std::to_string(i++) + "]";
-      only_keys(o, {"match", "format"}, where, what);
+      check_keys(o, {"match", "format"}, where, what);
       SQ_CHECK(o.contains("match") && o["match"].is_string(), where << ": " << what << " needs a 'match' glob");
       SQ_CHECK(o.contains("format"), where << ": " << what << " needs a 'format' (a format string or null)");
       r.overrides.push_back({o["match"].get<std::string>(), parse_format_value(o["format"], where, what + ".format")});
@@ -89,7 +76,7 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
   int i = 0;
   for (const json& p : j["pipeline"]) {
     std::string what = "pipeline[" + std::to_string(i++) + "]";
-    only_keys(p, {"pass", "options"}, where, what);
+    check_keys(p, {"pass", "options"}, where, what);
     SQ_CHECK(p.contains("pass") && p["pass"].is_string(), where << ": " << what << " needs a 'pass' name");
     const PassInfo& info = find_pass(p["pass"].get<std::string>());
     json opts = p.contains("options") ? p["options"] : json::object();

@@ -27,7 +27,7 @@ int64_t QFormat::group_width(int64_t in_features) const {
 }
 
 void QFormat::check(int64_t out_features, int64_t in_features, const std::string& tensor) const {
-  SQ_CHECK(bits >= 2 && bits <= 8, "tensor " << tensor << ": format has " << bits << " bits (supported: 2..8)");
+  SQ_CHECK(supported_bits(bits), "tensor " << tensor << ": format has " << bits << " bits (supported: 2..8)");
   SQ_CHECK(!dsq || (bits <= 3 && !symmetric),
            "tensor " << tensor << ": DSQ format " << name() << " needs 2 or 3 bits and no 's' (e.g. w2g128d)");
   SQ_CHECK(out_features > 0 && in_features > 0,
@@ -73,7 +73,7 @@ QFormat QFormat::parse(const std::string& text) {
   if (s.empty() || s[0] != 'w') bad("must start with 'w'");
   ++pos;
   int64_t bits = read_number(s, pos);
-  if (bits < 2 || bits > 8) bad("bits must be 2..8");
+  if (!supported_bits(bits)) bad("bits must be 2..8");
   f.bits = static_cast<int>(bits);
   if (pos < s.size() && s[pos] == 'g') {
     ++pos;

@@ -49,7 +49,7 @@ at::Tensor round_up_fp16(const at::Tensor& s) {
 
 QParams find_params(const at::Tensor& W, int bits, bool symmetric, const ClipSearch& clip) {
   SQ_CHECK(W.dim() == 2 && W.size(1) > 0, "find_params: expected a [rows, cols] tensor, got " << W.sizes());
-  SQ_CHECK(bits >= 2 && bits <= 8, "find_params: " << bits << " bits (supported: 2..8)");
+  SQ_CHECK(supported_bits(bits), "find_params: " << bits << " bits (supported: 2..8)");
   const int64_t maxq = (int64_t(1) << bits) - 1;
   at::Tensor X = W.to(at::kFloat);                    // [rows, cols]
   at::Tensor xmin = at::amin(X, {1}).clamp_max_(0);   // [rows]

@@ -25,8 +25,12 @@
 
 namespace sq {
 
+// True for the bit widths a weight format (and per-token activation quantization) supports:
+// 2..8. Settings that may also be switched off accept 16 on top ("2..8 or 16 = off").
+inline bool supported_bits(int64_t bits) { return bits >= 2 && bits <= 8; }
+
 struct QFormat {
-  int bits = 4;              // 2..8
+  int bits = 4;              // 2..8 (supported_bits)
   int64_t group_size = -1;   // -1 = per-channel (one group spanning every input column)
   bool symmetric = false;
   bool dsq = false;          // dual-scale binary-coding levels (bits 2..3), see above

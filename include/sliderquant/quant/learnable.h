@@ -1,7 +1,8 @@
 // quant/learnable: differentiable quantizers for methods that learn their quantization
 // by gradient descent (SliderQuant, OmniQuant-style block reconstruction; METHODS.md 1.3
-// and 5): straight-through rounding, learnable weight clipping (LWC), a low-rank (LoRA)
-// weight update, and dynamic per-token activation fake quantization. Each piece also has
+// and 5): learnable weight clipping (LWC) and a low-rank (LoRA) weight update. Straight-
+// through rounding, the partial-mode column count and dynamic per-token activation fake
+// quantization live in quant/act_quant.h (included here). Each piece also has
 // a "partial" mode (SliderQuant's intra-layer sliding): a rate r in (0, 1] quantizes only
 // the first ceil(r * n) input columns / channels and passes the rest through.
 // Tensor in, tensor out; knows nothing of models. Gradients flow through every output.
@@ -21,15 +22,10 @@
 
 #include <cstdint>
 
+#include "sliderquant/quant/act_quant.h"  // round_ste, partial_count, fake_quant_per_token
 #include "sliderquant/quant/format.h"
 
 namespace sq {
-
-// round(x) in the forward pass, identity gradient.
-at::Tensor round_ste(const at::Tensor& x);
-
-// Number of leading columns / channels quantized at RATE (0, 1]: ceil(rate * n), at least 1.
-int64_t partial_count(double rate, int64_t n);
 
 class LwcQuantizer {
  public:
@@ -72,16 +68,5 @@ struct LoraDelta {
   bool defined() const { return A.defined(); }
   at::Tensor delta() const;  // [out, in] = B A * scaling
 };
-
-// Dynamic per-token asymmetric fake quantization along the last dimension at `bits`
-// (one (scale, zero) per row of the flattened [..., C] input from that row's min and max,
-// scale >= 1e-5, zero = round(-min / scale) unclamped: OmniQuant's per-token quantizer).
-// Straight-through rounding; gradients also flow through the scale.
-// With rate < 1 only the first partial_count(rate, C) channels are quantized (the row's
-// range is taken over those channels). CLIP (optional, [2] float32: FlatQuant's learned
-// activation clipping) multiplies each row's max by clip[0] and its min by clip[1]; the
-// gradient reaches it through the scale. bits >= 16 returns x unchanged. Computed in
-// float32, returned in x's dtype.
-at::Tensor fake_quant_per_token(const at::Tensor& x, int bits, double rate = 1.0, const at::Tensor& clip = {});
 
 }  // namespace sq
