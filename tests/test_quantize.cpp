@@ -16,7 +16,8 @@
 #include "sliderquant/data/dataset.h"
 #include "sliderquant/data/tokenizer.h"
 #include "sliderquant/eval/perplexity.h"
-#include "sliderquant/pack/native_model.h"
+#include "sliderquant/formats/model_format.h"
+#include "sliderquant/formats/native.h"
 #include "sliderquant/pipeline/recipe.h"
 #include "sliderquant/pipeline/sequencer.h"
 #include "sliderquant/pipeline/session.h"
@@ -199,7 +200,7 @@ TEST(NativeModel, WriteThenReloadGivesTheSameLogits) {
   Runner a(m, {}), b(back, {});
   EXPECT_TRUE(at::equal(a.logits(ids), b.logits(ids)));
   auto qc = nlohmann::json::parse(read_file(out + "/quantization_config.json"));
-  EXPECT_EQ(qc["format_version"], 1);
+  EXPECT_EQ(qc["format_version"], 2);  // version 2: adds the "features" list
   EXPECT_EQ(qc["tensors"]["model.layers.2.mlp.down_proj"]["format"], "w4g4s");
   EXPECT_THROW(write_native_model(m, s.quantized, out, {}), Error);  // exists, no force
 }

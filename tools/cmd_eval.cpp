@@ -18,8 +18,8 @@
 #include "sliderquant/eval/kld.h"
 #include "sliderquant/eval/perplexity.h"
 #include "sliderquant/eval/zeroshot.h"
+#include "sliderquant/formats/model_format.h"
 #include "sliderquant/model/model.h"
-#include "sliderquant/pack/native_model.h"
 
 namespace sq::cli {
 namespace {

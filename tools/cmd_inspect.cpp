@@ -1,11 +1,13 @@
 // tools/cmd_inspect: `sliderquant inspect MODEL`: architecture, hyper-parameters, quirks,
-// parameter count, tensors (dtype, shape, bytes) and bits per weight as stored.
+// parameter count, tensors (dtype, shape, bytes) and bits per weight as stored; for a
+// quantized model, what its format describes (formats/model_format.h describe()).
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
 #include "sliderquant/core/util.h"
+#include "sliderquant/formats/model_format.h"
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/arch.h"
 
@@ -31,16 +33,11 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
   // Bits per weight over the model's logical parameters (packed codes are int32 words, so
   // counting stored elements would be meaningless for quantized outputs).
   const double bpw = c.param_count() > 0 ? 8.0 * double(bytes) / double(c.param_count()) : 0.0;
-  nlohmann::json qc;
-  std::map<std::string, int64_t> formats;
-  const std::string qpath = path_join(a.model, "quantization_config.json");
-  if (path_exists(qpath)) {
-    qc = nlohmann::json::parse(read_file(qpath));
-    const nlohmann::json tensors_q = qc.value("tensors", nlohmann::json::object());
-    for (const auto& [name, t] : tensors_q.items())
-      ++formats[t.contains("hi") ? t.value("hi", std::string("?")) + "+" + t.value("lo", std::string("?"))  // mixed
-                                 : t.value("format", std::string("?"))];
-  }
+  // What the model's format records about it (quantized formats: per-linear formats, bits,
+  // recipe and calibration).
+  const ModelFormat& format = detect_format(a.model);
+  const nlohmann::json described = format.describe(a.model);
+  const bool quantized = described.value("quantized", false);
 
   std::printf("model          %s\n", a.model.c_str());
   std::printf("architecture   %s (family %s)\n", c.architecture.c_str(), c.family.c_str());
@@ -60,16 +57,18 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
   for (const auto& [dt, n] : by_dtype) std::printf("  %-12s %lld parameters\n", dt.c_str(), (long long)n);
   std::printf("size           %s, %.2f bits per parameter (all tensors, embeddings included)\n",
               human_bytes(double(bytes)).c_str(), bpw);
-  if (!qc.is_null()) {
+  if (quantized) {
     std::printf("quantized      %s version %d, %.3f bits per weight over the quantized linears\n",
-                qc.value("format", std::string("?")).c_str(), qc.value("format_version", 0),
-                qc.value("bits_per_weight_quantized_linears", 0.0));
-    for (const auto& [f, n] : formats) std::printf("  %-12s %lld linears\n", f.c_str(), (long long)n);
-    if (qc.contains("recipe")) std::printf("recipe         %s\n", qc["recipe"].value("name", std::string("?")).c_str());
-    if (qc.contains("calibration"))
-      std::printf("calibration    %s, sha256 %s, seed %llu\n", qc["calibration"].value("dataset", std::string("?")).c_str(),
-                  qc["calibration"].value("sha256", std::string("?")).c_str(),
-                  (unsigned long long)qc["calibration"].value("seed", uint64_t(0)));
+                described.value("format_label", std::string("?")).c_str(), described.value("format_version", 0),
+                described.value("bits_per_weight_quantized_linears", 0.0));
+    for (const auto& [f, n] : described["formats"].items())
+      std::printf("  %-12s %lld linears\n", f.c_str(), (long long)n.get<int64_t>());
+    if (described.contains("recipe")) std::printf("recipe         %s\n", described["recipe"].get<std::string>().c_str());
+    if (described.contains("calibration")) {
+      const nlohmann::json& cal = described["calibration"];
+      std::printf("calibration    %s, sha256 %s, seed %llu\n", cal["dataset"].get<std::string>().c_str(),
+                  cal["sha256"].get<std::string>().c_str(), (unsigned long long)cal["seed"].get<uint64_t>());
+    }
   }
   if (a.tensors) {
     std::printf("\n%-56s %-5s %-18s %12s\n", "tensor", "dtype", "shape", "bytes");
@@ -91,7 +90,8 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
                        {"stored_parameters", stored_params},
                        {"bytes", bytes},
                        {"bits_per_weight", bpw},
-                       {"quantization", qc},
+                       {"model_format", format.name},
+                       {"quantization", described.value("metadata", nlohmann::json())},
                        {"files", ck.files().size()},
                        {"tensors", tensors}};
     write_file_atomic(a.json, out.dump(2) + "\n");

@@ -17,7 +17,7 @@
 #include "sliderquant/data/dataset.h"
 #include "sliderquant/data/tokenizer.h"
 #include "sliderquant/eval/perplexity.h"
-#include "sliderquant/pack/native_model.h"
+#include "sliderquant/formats/model_format.h"
 #include "sliderquant/pipeline/session.h"
 
 namespace sq::cli {
@@ -35,7 +35,9 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   SQ_CHECK(a.dry_run || !path_exists(a.out) || a.force, "output " << a.out << " already exists (use --force to replace it)");
   if (!path_exists(a.out)) check_writable_file(a.out, "output");  // an existing OUT needs --force (above)
   if (!a.json.empty()) check_writable_file(a.json, "--json");
-  SQ_CHECK(!is_native_quantized(model_dir), model_dir << " is already quantized; quantize the full-precision model");
+  const ModelFormat* source_format = try_detect_format(model_dir);
+  SQ_CHECK(!source_format || !source_format->stores_quantized,
+           model_dir << " is already quantized; quantize the full-precision model");
   ModelConfig cfg = load_model_config(model_dir);
   recipe.calibration.seqlen = std::min(recipe.calibration.seqlen, cfg.max_position_embeddings);
   std::vector<LinearPlan> plan = plan_linears(recipe, cfg);  // formats must fit before any work
@@ -89,10 +91,10 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   report["timings_seconds"] = s.seconds;
   if (!s.metrics.empty()) report["metrics"] = s.metrics;
   report["bits_per_weight_planned"] = planned_bits_per_weight(plan);
-  NativeWriteOptions wo;
+  FormatWriteOptions wo;
   wo.force = a.force;
   wo.extra_json = report.dump();
-  write_native_model(model, s.quantized, a.out, wo, s.mixed);
+  find_format("native").write(model, s.quantized, s.mixed, a.out, wo);
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   SQ_INFO("wrote " << a.out << " (" << s.quantized.size() + s.mixed.size() << " quantized linears) in " << format_duration(seconds));
   if (!a.keep_work && is_directory(s.work_dir)) std::system(("rm -rf '" + s.work_dir + "'").c_str());

@@ -9,8 +9,8 @@
 #include "commands.h"
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/util.h"
+#include "sliderquant/formats/model_format.h"
 #include "sliderquant/model/arch.h"
-#include "sliderquant/pack/native_model.h"
 #include "sliderquant/pipeline/pass.h"
 #include "sliderquant/pipeline/recipe.h"
 
@@ -64,35 +64,33 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
   }
   std::printf("total: %zu linears, %.3f bits per weight over the block linears (scales and zeros counted)\n",
               plan.size(), planned_bits_per_weight(plan));
-  if (is_native_quantized(a.model)) {
+  const ModelFormat* format = try_detect_format(a.model);
+  if (format && format->stores_quantized) {
+    const nlohmann::json described = format->describe(a.model);
     // What the quantized output holds (mixed-precision linears: hi+lo formats, k/in channels).
-    const std::string qpath = path_join(a.model, "quantization_config.json");
-    const nlohmann::json qc = nlohmann::json::parse(read_file(qpath));
-    const nlohmann::json tensors = qc.value("tensors", nlohmann::json::object());
+    const nlohmann::json& linears = described["linears"];
     std::printf("\nas written in %s:\n%-24s %-14s %-10s %8s  %s\n", a.model.c_str(), "linear", "format", "channels",
                 "bits/w", "k/in");
     for (const LinearPlan& p : plan) {
       std::string hf = hf_tensor_name(p.name);  // NAME.weight
       hf = hf.substr(0, hf.size() - 7);
-      if (!tensors.contains(hf)) {
+      if (!linears.contains(hf)) {
         std::printf("%-24s %-14s\n", p.name.c_str(), "fp16");
         continue;
       }
-      const nlohmann::json& e = tensors[hf];
+      const nlohmann::json& e = linears[hf];
       if (e.contains("hi")) {
         const int64_t k = e.value("k", int64_t(0));
-        std::printf("%-24s %-14s %-10s %8.3f  %.4f\n", p.name.c_str(),
-                    (e.value("hi", std::string("?")) + "+" + e.value("lo", std::string("?"))).c_str(),
+        std::printf("%-24s %-14s %-10s %8.3f  %.4f\n", p.name.c_str(), e.value("format", std::string("?")).c_str(),
                     (std::to_string(k) + "/" + std::to_string(p.in)).c_str(), e.value("bits_per_weight", 0.0),
                     double(k) / double(p.in));
       } else {
         std::printf("%-24s %-14s %-10s %8.3f\n", p.name.c_str(), e.value("format", std::string("?")).c_str(), "-",
-                    bits_per_weight(QFormat::parse(e.value("format", std::string("w4"))), p.out, p.in,
-                                    e.value("g_idx", false), e.value("col_scale", true)));
+                    e.value("bits_per_weight", 0.0));
       }
     }
     std::printf("total: %.4f bits per weight over the quantized linears as written\n",
-                qc.value("bits_per_weight_quantized_linears", 0.0));
+                described.value("bits_per_weight_quantized_linears", 0.0));
   }
   return 0;
 }

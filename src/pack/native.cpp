@@ -1,4 +1,4 @@
-// pack/native: the native packed layout (format version 1) of a QTensor: bit-packing of
+// pack/native: the native packed layout (format versions 1 and 2) of a QTensor: bit-packing of
 // codes and zeros into int32 words, fp16 scales, optional g_idx (DSQ formats, D²Quant arXiv
 // 2602.02546: fp16 row-level scales dsq_r and optional fp16 col_scale instead of scales and
 // zeros); and the validating inverse.

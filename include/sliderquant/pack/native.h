@@ -1,4 +1,5 @@
-// pack/native: the native packed layout of a QTensor (format version 1), layout only:
+// pack/native: the native packed layout of a QTensor (unchanged in format versions 1 and 2;
+// the model directory around it is formats/native), layout only:
 // it never re-decides codes. Per quantized linear NAME (the HF weight name without
 // ".weight"):
 //   NAME.qweight  int32 [out, ceil(in * bits / 32)]   codes, bit-packed along the input dim
@@ -22,8 +23,6 @@
 #include "sliderquant/quant/format.h"
 
 namespace sq {
-
-constexpr int kNativePackVersion = 1;
 
 // Packs codes [rows, n] (uint8, values < 2^bits) into int32 [rows, ceil(n*bits/32)].
 at::Tensor pack_bits(const at::Tensor& codes, int bits);

@@ -14,35 +14,12 @@
 #include "sliderquant/data/dataset.h"
 #include "sliderquant/model/forward.h"
 #include "sliderquant/model/model.h"
+#include "sliderquant/model/quantized_weight.h"
 #include "sliderquant/pipeline/recipe.h"
 #include "sliderquant/quant/format.h"
 #include "sliderquant/quant/mixed.h"
 
 namespace sq {
-
-// A QTensor in place of a Linear's weight (dequantized when the forward pass asks).
-class QTensorWeight : public WeightOverride {
- public:
-  explicit QTensorWeight(QTensor q) : q_(std::move(q)) {}
-  at::Tensor weight() const override { return q_.dequantize(); }
-  std::string describe() const override { return q_.format.name(); }
-  const QTensor& qtensor() const { return q_; }
-
- private:
-  QTensor q_;
-};
-
-// A two-width MixedQTensor in place of a Linear's weight (quant/mixed.h).
-class MixedQTensorWeight : public WeightOverride {
- public:
-  explicit MixedQTensorWeight(MixedQTensor q) : q_(std::move(q)) {}
-  at::Tensor weight() const override { return q_.dequantize(); }
-  std::string describe() const override { return q_.hi.format.name() + "+" + q_.lo.format.name(); }
-  const MixedQTensor& mixed() const { return q_; }
-
- private:
-  MixedQTensor q_;
-};
 
 struct Session {
   Model& model;

@@ -1,0 +1,102 @@
+// formats/format_common: helpers shared by the format rows (see format_common.h).
+#include "format_common.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <system_error>
+
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/model/arch.h"
+
+namespace sq::formats {
+namespace {
+
+void remove_tree(const std::string& dir) {
+  std::error_code ec;  // best effort: a leftover temporary directory is not an error
+  std::filesystem::remove_all(dir, ec);
+}
+
+}  // namespace
+
+void check_output(const std::string& out, bool force) {
+  if (path_exists(out) && !force) throw UsageError(out + " already exists (use --force to replace it)");
+  if (!path_exists(out)) check_writable_file(out, "output");  // an existing OUT is replaced (--force)
+}
+
+void write_dir_atomic(const std::string& out, const std::function<void(const std::string& tmp)>& fill) {
+  const std::string tmp = out + ".tmp." + std::to_string(::getpid());
+  remove_tree(tmp);
+  SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
+  try {
+    fill(tmp);
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
+  }
+  if (path_exists(out)) remove_tree(out);
+  SQ_CHECK(std::rename(tmp.c_str(), out.c_str()) == 0, "cannot rename " << tmp << " to " << out);
+}
+
+void copy_source_files(const Model& m, const std::string& dir) {
+  nlohmann::json cfg = nlohmann::json::parse(read_file(path_join(m.dir, "config.json")));
+  cfg["tie_word_embeddings"] = m.config.tie_word_embeddings;
+  write_file_atomic(path_join(dir, "config.json"), cfg.dump(2) + "\n");
+  for (const char* f : {"generation_config.json", "tokenizer.model", "tokenizer.json", "tokenizer.json.xz",
+                        "tokenizer_config.json", "special_tokens_map.json", "encoder.json", "vocab.bpe"}) {
+    std::string src = path_join(m.dir, f);
+    if (path_exists(src)) write_file_atomic(path_join(dir, f), read_file(src));
+  }
+}
+
+void check_storable(const ModelFormat& f, const std::map<std::string, QTensor>& quantized,
+                    const std::map<std::string, MixedQTensor>& mixed) {
+  for (const auto& [name, q] : quantized) {
+    SQ_CHECK(!mixed.count(name), name << " is both a quantized and a mixed-precision linear");
+    const std::string why = f.cannot_store(q);
+    SQ_CHECK(why.empty(), f.name << " cannot store " << name << " (" << q.format.name() << "): " << why);
+  }
+  for (const auto& [name, q] : mixed) {
+    const std::string why = f.cannot_store_mixed(q);
+    SQ_CHECK(why.empty(), f.name << " cannot store " << name << " (" << q.hi.format.name() << "+"
+                                 << q.lo.format.name() << "): " << why);
+  }
+}
+
+bool has_safetensors(const std::string& dir) {
+  if (path_exists(path_join(dir, "model.safetensors")) || path_exists(path_join(dir, "model.safetensors.index.json")))
+    return true;
+  DIR* d = ::opendir(dir.c_str());
+  if (!d) return false;
+  bool found = false;
+  const std::string ext = ".safetensors";
+  while (dirent* e = ::readdir(d)) {
+    const std::string n = e->d_name;
+    if (n.size() > ext.size() && n.compare(n.size() - ext.size(), ext.size(), ext) == 0) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(d);
+  return found;
+}
+
+nlohmann::json describe_common(const ModelFormat& f, const std::string& dir) {
+  const ModelConfig c = load_model_config(dir);
+  return {{"format", f.name},
+          {"summary", f.summary},
+          {"dir", dir},
+          {"architecture", c.architecture},
+          {"family", c.family},
+          {"parameters", c.param_count()},
+          {"quantized", false},
+          {"linears", nlohmann::json::object()},
+          {"formats", nlohmann::json::object()}};
+}
+
+}  // namespace sq::formats

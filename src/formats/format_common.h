@@ -1,0 +1,35 @@
+// formats/format_common: what the format rows share (private to src/formats/): the atomic
+// output directory, the source's config and tokenizer files, the refusal of linears a format
+// cannot store, and the rows themselves for the registry's table.
+#pragma once
+#include <functional>
+#include <map>
+#include <string>
+
+#include "sliderquant/formats/model_format.h"
+
+namespace sq::formats {
+
+// Fails (UsageError) when OUT exists and FORCE is off, or when OUT cannot be created.
+void check_output(const std::string& out, bool force);
+// Runs FILL on an empty OUT.tmp.<pid> and renames it to OUT (replacing an existing OUT);
+// on any error the temporary directory is removed and OUT is left as it was.
+void write_dir_atomic(const std::string& out, const std::function<void(const std::string& tmp)>& fill);
+// config.json of M's source (tie_word_embeddings patched in, since a transform may untie),
+// and generation_config.json and the tokenizer files as in the source, into DIR.
+void copy_source_files(const Model& m, const std::string& dir);
+// Error "FORMAT cannot store NAME (FMT): REASON" for the first linear whose cannot_store
+// (or cannot_store_mixed) is not empty; also refuses a name in both maps.
+void check_storable(const ModelFormat& f, const std::map<std::string, QTensor>& quantized,
+                    const std::map<std::string, MixedQTensor>& mixed);
+// DIR holds safetensors weights (model.safetensors, an index, or any *.safetensors file).
+bool has_safetensors(const std::string& dir);
+// The shared part of describe(): format, summary, dir, architecture, family, parameters,
+// and empty "linears"/"formats" with quantized = false.
+nlohmann::json describe_common(const ModelFormat& f, const std::string& dir);
+
+// The rows (src/formats/native.cpp, hf.cpp).
+ModelFormat native_format();
+ModelFormat hf_format();
+
+}  // namespace sq::formats

@@ -1,0 +1,84 @@
+// formats/hf: a plain Hugging Face model directory (config.json + safetensors weights, full
+// precision). Read = the model loader; write = the model's current full-precision tensors
+// under their HF names (transformed weights included), with the source's config and
+// tokenizer files. It has no place for quantized linears, activation quantization, online
+// transforms, learned clipping or norm biases, and refuses them by name.
+#include <nlohmann/json.hpp>
+
+#include "format_common.h"
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/util.h"
+#include "sliderquant/io/safetensors.h"
+#include "sliderquant/model/arch.h"
+
+namespace sq::formats {
+namespace {
+
+constexpr const char* kName = "hf";
+
+bool detect(const std::string& dir) {
+  return is_directory(dir) && path_exists(path_join(dir, "config.json")) &&
+         !path_exists(path_join(dir, "quantization_config.json")) && has_safetensors(dir);
+}
+
+Model read(const std::string& dir) { return load_model(dir); }
+
+std::string cannot_store(const QTensor& q) {
+  return "plain HF safetensors hold full-precision weights only (no codes, scales or zeros)";
+}
+
+std::string cannot_store_mixed(const MixedQTensor& q) {
+  return "plain HF safetensors hold full-precision weights only (no mixed-precision linears)";
+}
+
+// Parts of a model's state that a plain HF checkpoint cannot express.
+void check_plain(const Model& m) {
+  SQ_CHECK(!m.act.on(), kName << " cannot store activation quantization (a plain HF model runs in full precision)");
+  SQ_CHECK(!m.final_norm_bias.defined(), kName << " cannot store model.norm.bias (not part of a plain HF model)");
+  for (size_t i = 0; i < m.blocks.size(); ++i) {
+    const Block& b = m.blocks[i];
+    const std::string blk = "model.layers." + std::to_string(i);
+    SQ_CHECK(!b.act_clip.defined(), kName << " cannot store " << blk << ".activation_clip (learned activation clipping)");
+    SQ_CHECK(!b.mlp_norm_bias.defined(),
+             kName << " cannot store " << blk << ".post_attention_layernorm.bias (not part of a plain HF model)");
+    for (int k = 0; k < kOnlinePoints; ++k)
+      SQ_CHECK(!b.online[k].defined(), kName << " cannot store the online transform " << blk << "."
+                                             << online_point_name(OnlinePoint(k)) << " (not part of a plain HF model)");
+  }
+}
+
+void write(const Model& m, const std::map<std::string, QTensor>& quantized,
+           const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
+  check_output(out, opts.force);
+  check_storable(hf_format(), quantized, mixed);
+  check_plain(m);
+  NamedTensors ts;
+  for (const auto& [canonical, t] : canonical_tensors(m)) {
+    SQ_CHECK(t.defined(), kName << " cannot store " << canonical
+                                << ": it has no full-precision weight (it was loaded quantized)");
+    ts.emplace_back(hf_tensor_name(canonical), t.contiguous().cpu());
+  }
+  write_dir_atomic(out, [&](const std::string& tmp) {
+    write_checkpoint(tmp, ts, {{"format", "pt"}}, opts.max_shard_bytes);
+    copy_source_files(m, tmp);
+  });
+}
+
+nlohmann::json describe(const std::string& dir) { return describe_common(hf_format(), dir); }
+
+}  // namespace
+
+ModelFormat hf_format() {
+  return {kName,
+          "plain Hugging Face safetensors, full precision (read with the model loader; write stores no quantization)",
+          "config.json and safetensors weights, no quantization_config.json",
+          /*stores_quantized=*/false,
+          detect,
+          read,
+          write,
+          describe,
+          cannot_store,
+          cannot_store_mixed};
+}
+
+}  // namespace sq::formats

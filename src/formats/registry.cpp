@@ -1,0 +1,46 @@
+// formats/registry: the one table of model formats, in detection order (the more specific
+// format first: a native output is also a config.json + safetensors directory). Adding a
+// format = one file in src/formats/ + one row here.
+#include <sstream>
+
+#include "format_common.h"
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/util.h"
+
+namespace sq {
+
+const std::vector<ModelFormat>& format_registry() {
+  static const std::vector<ModelFormat> table = {
+      formats::native_format(),
+      formats::hf_format(),
+  };
+  return table;
+}
+
+const ModelFormat& find_format(const std::string& name) {
+  std::string known;
+  for (const ModelFormat& f : format_registry()) {
+    if (name == f.name) return f;
+    known += (known.empty() ? "" : ", ") + std::string(f.name);
+  }
+  throw UsageError("unknown model format '" + name + "' (known: " + known + ")");
+}
+
+const ModelFormat* try_detect_format(const std::string& dir) {
+  for (const ModelFormat& f : format_registry())
+    if (f.detect(dir)) return &f;
+  return nullptr;
+}
+
+const ModelFormat& detect_format(const std::string& dir) {
+  if (const ModelFormat* f = try_detect_format(dir)) return *f;
+  SQ_CHECK(path_exists(dir), "model directory " << dir << " does not exist");
+  std::ostringstream rules;
+  for (const ModelFormat& f : format_registry())
+    rules << (rules.tellp() > 0 ? "; " : "") << f.name << ": " << f.looks_for;
+  SQ_FAIL("no known model format in " << dir << " (" << rules.str() << ")");
+}
+
+Model load_any_model(const std::string& dir) { return detect_format(dir).read(dir); }
+
+}  // namespace sq
