@@ -103,7 +103,7 @@ TEST(PassOptions, TableAsText) {
 
 TEST(RecipeCli, ExplainPrintsEachPassOptionTable) {
   sq::testing::CliResult r =
-      sq::testing::run_cli("recipe explain gptq-w4g128 --model " + sq::testing::kStoriesModel);
+      sq::testing::run_cli("recipe explain stories-gptq-w4-pc --model " + sq::testing::kStoriesModel);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(contains(r.out, "pass gptq:")) << r.out;
   EXPECT_TRUE(contains(r.out, "Hessian dampening")) << r.out;
