@@ -54,6 +54,10 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
     return 0;
   }
   if (a.model.empty()) throw UsageError("recipe explain needs --model DIR");
+  for (const PassSpec& p : r.passes) {  // each pass's options: value, default, range, help
+    const nlohmann::json o = nlohmann::json::parse(p.options_json);
+    std::printf("pass %s:\n%s\n", p.name.c_str(), format_option_table(find_pass(p.name), &o).c_str());
+  }
   auto plan = plan_linears(r, load_model_config(a.model));
   std::printf("%-24s %-14s %-10s %8s  %s\n", "linear", "shape", "format", "bits/w", "chosen by");
   for (const LinearPlan& p : plan) {

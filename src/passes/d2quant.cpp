@@ -19,44 +19,49 @@
 namespace sq::passes {
 namespace {
 
-void validate(const nlohmann::json& o, const std::string& where) {
-  check_keys(o, {"rotate", "rotation_block", "seed", "gptaq", "dac", "dac_clip", "mse", "damp", "block_size"}, where);
-  get_or<bool>(o, "rotate", true, where);
-  SQ_CHECK(get_or<int64_t>(o, "rotation_block", 128, where) >= 0, where << ": rotation_block must be >= 0 (0 = full)");
-  get_or<uint64_t>(o, "seed", 0, where);
-  get_or<bool>(o, "gptaq", true, where);
-  get_or<bool>(o, "dac", true, where);
-  SQ_CHECK(get_or<double>(o, "dac_clip", 10.0, where) > 0, where << ": dac_clip must be positive");
-  get_or<bool>(o, "mse", true, where);
-  double damp = get_or<double>(o, "damp", 0.01, where);
-  SQ_CHECK(damp >= 0 && damp < 1, where << ": damp must be in [0, 1)");
-  SQ_CHECK(get_or<int64_t>(o, "block_size", 128, where) >= 1, where << ": block_size must be positive");
-}
+struct Opts {
+  bool rotate;
+  int rotation_block;
+  int seed;  // the resolved recipe has always stored it as a 32-bit int
+  bool gptaq, dac;
+  double dac_clip;
+  bool mse;
+  double damp;
+  int block_size;
+};
 
-nlohmann::json resolve(const nlohmann::json& o) {
-  return {{"rotate", o.value("rotate", true)},   {"rotation_block", o.value("rotation_block", 128)},
-          {"seed", o.value("seed", 0)},           {"gptaq", o.value("gptaq", true)},
-          {"dac", o.value("dac", true)},          {"dac_clip", o.value("dac_clip", 10.0)},
-          {"mse", o.value("mse", true)},          {"damp", o.value("damp", 0.01)},
-          {"block_size", o.value("block_size", 128)}};
+const std::vector<OptionSpec>& options() {
+  static const std::vector<OptionSpec> t = {
+      option("rotate", &Opts::rotate, true, "fuse the norms and rotate the residual stream (randomized Hadamard)"),
+      read_as<int64_t>(option("rotation_block", &Opts::rotation_block, 128, at_least(0, " (0 = full)"),
+                              "Hadamard block size of the rotation (0 = one full Hadamard)")),
+      read_as<uint64_t>(option("seed", &Opts::seed, 0, "seed of the rotation's random signs")),
+      option("gptaq", &Opts::gptaq, true, "GPTAQ: add the full-precision inputs' cross term to GPTQ"),
+      option("dac", &Opts::dac, true, "DAC mean-shift correction as norm output biases"),
+      option("dac_clip", &Opts::dac_clip, 10.0, positive(), "clamp of the DAC biases"),
+      option("mse", &Opts::mse, true, "MSE clip search for the group scales"),
+      option("damp", &Opts::damp, 0.01, in_unit_open(), "Hessian dampening, a share of the mean diagonal"),
+      read_as<int64_t>(option("block_size", &Opts::block_size, 128, positive(), "columns per lazy batch update"))};
+  return t;
 }
 
 QTensor to_cpu(const QTensor& q) { return q.to(c10::Device(c10::kCPU)); }
 
-void run(Session& s, const nlohmann::json& o) {
-  if (o.value("rotate", true)) {
-    const int64_t block = o.value("rotation_block", 128);
+void run(Session& s, const nlohmann::json& json) {
+  const Opts o = read_options<Opts>(options(), json);
+  if (o.rotate) {
+    const int64_t block = o.rotation_block;
     SQ_INFO("d2quant: fusing norms and rotating the residual stream ("
             << (block == 0 ? std::string("full Hadamard") : "block-diagonal Hadamard of " + std::to_string(block))
-            << ", seed " << o.value("seed", 0) << ")");
-    rotate_model(s.model, block, o.value("seed", uint64_t(0)), s.runner.device);
+            << ", seed " << o.seed << ")");
+    rotate_model(s.model, block, uint64_t(int64_t(o.seed)), s.runner.device);
   }
-  const bool gptaq = o.value("gptaq", true);
-  const double clip = o.value("dac_clip", 10.0);
+  const bool gptaq = o.gptaq;
+  const double clip = o.dac_clip;
   SequencerOptions so;
   so.teacher_stream = gptaq;
   so.cross_terms = gptaq;
-  if (o.value("dac", true)) {
+  if (o.dac) {
     so.before_mlp = [clip](Session& ss, int64_t i, const at::Tensor& shift) {
       ss.model.blocks[size_t(i)].mlp_norm_bias = shift.clamp(-clip, clip).to(at::kCPU, at::kFloat);
     };
@@ -65,10 +70,10 @@ void run(Session& s, const nlohmann::json& o) {
     };
   }
   GptqOptions g;
-  g.percdamp = o.value("damp", 0.01);
-  g.block_size = o.value("block_size", 128);
+  g.percdamp = o.damp;
+  g.block_size = o.block_size;
   g.order = GptqOrder::GroupPreserving;
-  g.clip.enabled = o.value("mse", true);
+  g.clip.enabled = o.mse;
   run_block_sequential(s, so, [&](Session& ss, const GroupInputs& in) {
     for (const std::string& name : in.linears) {
       const QFormat& f = *ss.plan_for(name)->format;
@@ -103,7 +108,7 @@ const PassInfo& d2quant_pass() {
   static const PassInfo info{"d2quant",
                              "D²Quant: groupwise Hadamard rotation, GPTAQ with group-preserving order, "
                              "DSQ down projections (d formats), DAC mean-shift correction",
-                             true, validate, resolve, run};
+                             true, options(), nullptr, run};
   return info;
 }
 

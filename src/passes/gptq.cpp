@@ -11,39 +11,43 @@
 namespace sq::passes {
 namespace {
 
-GptqOrder parse_order(const std::string& s, const std::string& where) {
-  if (s == "natural") return GptqOrder::Natural;
-  if (s == "act_order") return GptqOrder::ActOrder;
-  if (s == "group_preserving") return GptqOrder::GroupPreserving;
-  SQ_FAIL(where << ": order '" << s << "' unknown (natural, act_order, group_preserving)");
+struct Opts {
+  double damp;
+  int block_size;
+  std::string order;
+  bool static_groups, mse;
+};
+
+const std::vector<OptionSpec>& options() {
+  static const std::vector<OptionSpec> t = {
+      option("damp", &Opts::damp, 0.01, in_unit_open(), "Hessian dampening, a share of the mean diagonal"),
+      read_as<int64_t>(option("block_size", &Opts::block_size, 128, positive(), "columns per lazy batch update")),
+      option("order", &Opts::order, "natural",
+             {"natural | act_order | group_preserving",
+              [](const nlohmann::json& v) {
+                const std::string o = v.get<std::string>();
+                return o == "natural" || o == "act_order" || o == "group_preserving"
+                           ? std::string()
+                           : " '" + o + "' unknown (natural, act_order, group_preserving)";
+              }},
+             "column order: as stored, by decreasing Hessian diagonal, or that within fixed groups"),
+      option("static_groups", &Opts::static_groups, false, "group scales from the original weights up front"),
+      option("mse", &Opts::mse, false, "MSE clip search for the group scales")};
+  return t;
 }
 
-void validate(const nlohmann::json& o, const std::string& where) {
-  check_keys(o, {"damp", "block_size", "order", "static_groups", "mse"}, where);
-  double damp = get_or<double>(o, "damp", 0.01, where);
-  SQ_CHECK(damp >= 0 && damp < 1, where << ": damp must be in [0, 1)");
-  int64_t bs = get_or<int64_t>(o, "block_size", 128, where);
-  SQ_CHECK(bs >= 1, where << ": block_size must be positive");
-  parse_order(get_or<std::string>(o, "order", "natural", where), where);
-  get_or<bool>(o, "static_groups", false, where);
-  get_or<bool>(o, "mse", false, where);
+GptqOrder parse_order(const std::string& s) {
+  return s == "act_order" ? GptqOrder::ActOrder : s == "group_preserving" ? GptqOrder::GroupPreserving : GptqOrder::Natural;
 }
 
-nlohmann::json resolve(const nlohmann::json& o) {
-  return {{"damp", o.value("damp", 0.01)},
-          {"block_size", o.value("block_size", 128)},
-          {"order", o.value("order", "natural")},
-          {"static_groups", o.value("static_groups", false)},
-          {"mse", o.value("mse", false)}};
-}
-
-void run(Session& s, const nlohmann::json& o) {
+void run(Session& s, const nlohmann::json& json) {
+  const Opts o = read_options<Opts>(options(), json);
   GptqOptions g;
-  g.percdamp = o.value("damp", 0.01);
-  g.block_size = o.value("block_size", 128);
-  g.order = parse_order(o.value("order", "natural"), "gptq");
-  g.static_groups = o.value("static_groups", false);
-  g.clip.enabled = o.value("mse", false);
+  g.percdamp = o.damp;
+  g.block_size = o.block_size;
+  g.order = parse_order(o.order);
+  g.static_groups = o.static_groups;
+  g.clip.enabled = o.mse;
   SequencerOptions so;
   run_block_sequential(s, so, [&](Session& ss, const GroupInputs& in) {
     for (const std::string& name : in.linears) {
@@ -59,7 +63,7 @@ void run(Session& s, const nlohmann::json& o) {
 
 const PassInfo& gptq_pass() {
   static const PassInfo info{"gptq", "GPTQ, block by block on the quantized stream (Hessian from calibration)",
-                             true, validate, resolve, run};
+                             true, options(), nullptr, run};
   return info;
 }
 

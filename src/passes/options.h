@@ -1,34 +1,112 @@
-// passes/options (private): validation helpers for pass options objects in recipes.
+// passes/options (private): the helpers a pass declares its option table with. Each row
+// binds a field of the pass's options struct: the field's C++ type gives the option's type
+// and the conversion of a recipe value (nlohmann's get<T>: a number of another kind is
+// converted, a bool or string where a number belongs is the wrong type), the default is
+// stated here once, and the range both checks and documents the value.
+//   static const std::vector<OptionSpec> table = {
+//       option("damp", &Opts::damp, 0.01, in_unit_open(), "Hessian dampening (share of the mean diagonal)"),
+//       ...};
 #pragma once
 #include <nlohmann/json.hpp>
 
-#include <initializer_list>
+#include <cstdint>
+#include <functional>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/pipeline/pass.h"
 
 namespace sq::passes {
 
-inline void check_keys(const nlohmann::json& o, std::initializer_list<const char*> keys, const std::string& where) {
-  for (auto it = o.begin(); it != o.end(); ++it) {
-    bool ok = false;
-    for (const char* k : keys) ok = ok || it.key() == k;
-    if (!ok) {
-      std::string known;
-      for (const char* k : keys) known += (known.empty() ? "" : ", ") + std::string(k);
-      SQ_FAIL(where << ": unknown key '" << it.key() << "' (known: " << (known.empty() ? "none" : known) << ")");
-    }
-  }
+// What a row says about the allowed values: the text `recipe explain` shows and the check.
+struct OptionRange {
+  std::string text;
+  std::function<std::string(const nlohmann::json&)> check;  // "" = allowed, else the words after the key
+};
+
+template <class T> constexpr OptionType option_type_of();
+template <> constexpr OptionType option_type_of<bool>() { return OptionType::Bool; }
+template <> constexpr OptionType option_type_of<int>() { return OptionType::Int; }
+template <> constexpr OptionType option_type_of<int64_t>() { return OptionType::Int; }
+template <> constexpr OptionType option_type_of<uint64_t>() { return OptionType::Unsigned; }
+template <> constexpr OptionType option_type_of<double>() { return OptionType::Number; }
+template <> constexpr OptionType option_type_of<std::string>() { return OptionType::String; }
+template <> constexpr OptionType option_type_of<std::vector<double>>() { return OptionType::NumberList; }
+template <> constexpr OptionType option_type_of<std::vector<std::string>>() { return OptionType::StringList; }
+
+// A row for field O::*FIELD of C++ type T (int and int64_t are both "int"; int keeps the
+// 32-bit conversion the option always had).
+template <class O, class T, class D>
+OptionSpec option(const char* name, T O::*field, const D& dflt, OptionRange range, const char* help) {
+  OptionSpec s;
+  s.name = name;
+  s.type = option_type_of<T>();
+  s.default_value = nlohmann::json(T(dflt));
+  s.range = std::move(range.text);
+  s.help = help;
+  s.convert = [](const nlohmann::json& v) { return nlohmann::json(v.get<T>()); };
+  s.check = std::move(range.check);
+  s.store = [field](void* o, const nlohmann::json& v) { static_cast<O*>(o)->*field = v.get<T>(); };
+  return s;
+}
+template <class O, class T, class D>
+OptionSpec option(const char* name, T O::*field, const D& dflt, const char* help) {
+  return option(name, field, dflt, OptionRange{}, help);
 }
 
-template <class T>
-T get_or(const nlohmann::json& o, const char* key, T dflt, const std::string& where) {
-  if (!o.contains(key)) return dflt;
-  try {
-    return o.at(key).get<T>();
-  } catch (const nlohmann::json::exception&) {
-    SQ_FAIL(where << ": key '" << key << "' has the wrong type");
+// A row of an int field whose recipe value has always been read as the 64-bit type V (where
+// a bool is the wrong type, unlike for int) before the 32-bit value was stored.
+template <class V>
+OptionSpec read_as(OptionSpec s) {
+  s.convert = [](const nlohmann::json& v) { return nlohmann::json(int(v.get<V>())); };
+  return s;
+}
+
+inline std::string number_text(double v) {
+  std::ostringstream s;
+  s << v;
+  return s.str();
+}
+
+// v >= LO; the error reads " must be >= LO" plus NOTE (" (0 = full)").
+inline OptionRange at_least(double lo, const std::string& note = "") {
+  return {">= " + number_text(lo) + note, [lo, note](const nlohmann::json& v) {
+            return v.get<double>() >= lo ? std::string() : " must be >= " + number_text(lo) + note;
+          }};
+}
+// v > 0 (" must be positive").
+inline OptionRange positive() {
+  return {"> 0", [](const nlohmann::json& v) { return v.get<double>() > 0 ? std::string() : std::string(" must be positive"); }};
+}
+// 0 <= v < 1 (" must be in [0, 1)").
+inline OptionRange in_unit_open() {
+  return {"[0, 1)", [](const nlohmann::json& v) {
+            const double d = v.get<double>();
+            return d >= 0 && d < 1 ? std::string() : std::string(" must be in [0, 1)");
+          }};
+}
+// Any of CHOICES; the error reads ` must be "a", "b" or "c"` unless MUST gives its own words.
+inline OptionRange one_of(const std::vector<std::string>& choices, const std::string& must = "") {
+  std::string text, quoted;
+  for (size_t i = 0; i < choices.size(); ++i) {
+    text += (i ? " | " : "") + choices[i];
+    quoted += (i == 0 ? "" : i + 1 == choices.size() ? " or " : ", ") + ("\"" + choices[i] + "\"");
   }
+  const std::string err = " must be " + (must.empty() ? quoted : must);
+  return {text, [choices, err](const nlohmann::json& v) {
+            for (const std::string& c : choices)
+              if (v.get<std::string>() == c) return std::string();
+            return err;
+          }};
+}
+// Activation / cache bit widths: 2..8, or 16 for off.
+inline OptionRange act_bits() {
+  return {"2..8 | 16 (off)", [](const nlohmann::json& v) {
+            const int64_t b = v.get<int64_t>();
+            return (b >= 2 && b <= 8) || b == 16 ? std::string() : std::string(" must be 2..8 or 16 (off)");
+          }};
 }
 
 }  // namespace sq::passes

@@ -11,16 +11,20 @@
 namespace sq::passes {
 namespace {
 
-void validate(const nlohmann::json& o, const std::string& where) {
-  check_keys(o, {"mse"}, where);
-  get_or<bool>(o, "mse", false, where);
+struct Opts {
+  bool mse;
+};
+
+const std::vector<OptionSpec>& options() {
+  static const std::vector<OptionSpec> t = {
+      option("mse", &Opts::mse, false, "search each group's clipping for the least squared error (else min-max)")};
+  return t;
 }
 
-nlohmann::json resolve(const nlohmann::json& o) { return {{"mse", o.value("mse", false)}}; }
-
-void run(Session& s, const nlohmann::json& o) {
+void run(Session& s, const nlohmann::json& json) {
+  const Opts o = read_options<Opts>(options(), json);
   ClipSearch clip;
-  clip.enabled = o.value("mse", false);
+  clip.enabled = o.mse;
   Progress bar("rtn", int64_t(s.plan.size()));
   int64_t k = 0;
   for (const LinearPlan& p : s.plan) {
@@ -38,7 +42,7 @@ void run(Session& s, const nlohmann::json& o) {
 
 const PassInfo& rtn_pass() {
   static const PassInfo info{"rtn", "round-to-nearest (min-max or MSE clip search), no calibration", false,
-                             validate, resolve, run};
+                             options(), nullptr, run};
   return info;
 }
 

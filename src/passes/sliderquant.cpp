@@ -34,104 +34,80 @@ namespace {
 const char* kPairs[] = {"qkv", "gate_up", "v_o", "up_down", "q_k"};
 
 struct Opts {
-  int64_t epochs = 20;  // per window, split evenly over the stages (official)
-  std::vector<double> rates{0.5, 1.0};
-  bool stages_per_window = false;
+  int64_t epochs;  // per window, split evenly over the stages (official)
+  std::vector<double> rates;
+  std::string stages;
   WindowParams win;
   std::string schedule;
-  int64_t lora_rank = 4, batch = 3;
-  double lora_lr = 5e-4, lwc_lr = 1e-2, scale_lr = 0, lwc_init = 4.0, grad_clip = 0;
-  bool lr_scale_batch = true;
-  int abits = 16, attn_abits = 16;
-  bool rotate = false;
-  uint64_t seed = 0;
-  std::vector<std::string> let_pairs{std::begin(kPairs), std::end(kPairs)};
+  int64_t lora_rank, batch;
+  double lora_lr, lwc_lr, scale_lr, lwc_init, grad_clip;
+  bool lr_scale_batch;
+  int abits, attn_abits;
+  bool rotate;
+  uint64_t seed;
+  std::vector<std::string> let_pairs;
+  bool stages_per_window() const { return stages == "window"; }
 };
 
-Opts read(const nlohmann::json& o) {
-  Opts r;
-  r.epochs = o.value("epochs", r.epochs);
-  if (o.contains("quant_rates")) r.rates = o["quant_rates"].get<std::vector<double>>();
-  r.stages_per_window = o.value("stages", std::string("global")) == "window";
-  r.win.fill = o.value("fill", r.win.fill);
-  r.win.size = o.value("window", r.win.size);
-  r.win.stride = o.value("stride", r.win.stride);
-  r.schedule = o.value("schedule", std::string());
-  r.lora_rank = o.value("lora_rank", r.lora_rank);
-  r.batch = o.value("batch", r.batch);
-  r.lora_lr = o.value("lora_lr", r.lora_lr);
-  r.lwc_lr = o.value("lwc_lr", r.lwc_lr);
-  r.scale_lr = o.value("scale_lr", r.scale_lr);
-  r.lwc_init = o.value("lwc_init", r.lwc_init);
-  r.grad_clip = o.value("grad_clip", r.grad_clip);
-  r.lr_scale_batch = o.value("lr_scale_batch", r.lr_scale_batch);
-  r.abits = o.value("abits", r.abits);
-  r.attn_abits = o.value("attn_abits", r.abits);
-  r.rotate = o.value("rotate", r.rotate);
-  r.seed = o.value("seed", r.seed);
-  if (o.contains("let_pairs")) r.let_pairs = o["let_pairs"].get<std::vector<std::string>>();
-  return r;
+const std::vector<OptionSpec>& options() {
+  static const std::vector<OptionSpec> t = [] {
+    // A field of the window schedule (Opts::win): an int64 row stored into win.*F.
+    auto win = [](const char* name, int64_t WindowParams::*f, int64_t dflt, OptionRange r, const char* help) {
+      OptionSpec s = option(name, &Opts::epochs, dflt, std::move(r), help);
+      s.store = [f](void* o, const nlohmann::json& v) { static_cast<Opts*>(o)->win.*f = v.get<int64_t>(); };
+      return s;
+    };
+    OptionSpec attn = option("attn_abits", &Opts::attn_abits, 16, act_bits(), "bits of attention's Q, K, V quantizers");
+    attn.default_value = nullptr;  // abits unless given (finish)
+    attn.default_text = "= abits";
+    return std::vector<OptionSpec>{
+        option("epochs", &Opts::epochs, 20, at_least(0), "epochs per window, split evenly over the stages"),
+        option("quant_rates", &Opts::rates, std::vector<double>{0.5, 1.0},
+               {"increasing in (0, 1], last 1.0",
+                [](const nlohmann::json& v) {
+                  const auto r = v.get<std::vector<double>>();
+                  if (r.empty() || r.back() != 1.0) return std::string(" must end with 1.0");
+                  for (size_t i = 0; i < r.size(); ++i)
+                    if (!(r[i] > 0 && r[i] <= 1 && (i == 0 || r[i] > r[i - 1])))
+                      return std::string(" must increase within (0, 1]");
+                  return std::string();
+                }},
+               "intra-layer sliding: shares of input columns quantized, stage by stage"),
+        option("stages", &Opts::stages, "global", one_of({"global", "window"}),
+               "stages as whole passes over the schedule or as phases inside each window"),
+        win("fill", &WindowParams::fill, 4, at_least(0), "fill windows at each end: [0], [0,1], ... (0 = none)"),
+        win("window", &WindowParams::size, 2, at_least(1), "middle window size in layers"),
+        win("stride", &WindowParams::stride, 1, at_least(1), "middle window stride in layers"),
+        option("schedule", &Opts::schedule, "", "explicit windows (\"0-1,1-2,...\"; empty = from fill/window/stride)"),
+        option("lora_rank", &Opts::lora_rank, 4, at_least(0, " (0 = no LoRA)"), "rank of the LoRA weight update"),
+        option("batch", &Opts::batch, 3, at_least(1), "calibration samples per optimizer step"),
+        option("lora_lr", &Opts::lora_lr, 5e-4, at_least(0), "learning rate of the LoRA factors"),
+        option("lwc_lr", &Opts::lwc_lr, 1e-2, at_least(0), "learning rate of the weight clipping"),
+        option("scale_lr", &Opts::scale_lr, 0.0, at_least(0), "learning rate of the equivalent scales (0 = none)"),
+        option("lwc_init", &Opts::lwc_init, 4.0, "initial clipping logit (sigmoid(4) = 0.98)"),
+        option("grad_clip", &Opts::grad_clip, 0.0, at_least(0), "max global gradient norm (0 = off)"),
+        option("lr_scale_batch", &Opts::lr_scale_batch, true, "learning rates times the batch size"),
+        option("abits", &Opts::abits, 16, act_bits(), "bits of the per-token activation quantizers"),
+        std::move(attn),
+        option("rotate", &Opts::rotate, false, "fuse the norms and rotate the residual stream (random Hadamard) first"),
+        option("seed", &Opts::seed, 0, "seed of the LoRA init, rotation and shuffling"),
+        option("let_pairs", &Opts::let_pairs, std::vector<std::string>(std::begin(kPairs), std::end(kPairs)),
+               {"of qkv, gate_up, v_o, up_down, q_k",
+                [](const nlohmann::json& v) {
+                  for (const std::string& p : v.get<std::vector<std::string>>()) {
+                    bool ok = false;
+                    for (const char* k : kPairs) ok = ok || p == k;
+                    if (!ok) return ": unknown pair '" + p + "' (known: qkv, gate_up, v_o, up_down, q_k)";
+                  }
+                  return std::string();
+                }},
+               "equivalent-scale pairs learned when scale_lr > 0")};
+  }();
+  return t;
 }
 
-void validate(const nlohmann::json& o, const std::string& where) {
-  check_keys(o,
-             {"epochs", "quant_rates", "stages", "fill", "window", "stride", "schedule", "lora_rank", "batch",
-              "lora_lr", "lwc_lr", "scale_lr", "lwc_init", "grad_clip", "lr_scale_batch", "abits", "attn_abits",
-              "rotate", "seed", "let_pairs"},
-             where);
-  SQ_CHECK(get_or<int64_t>(o, "epochs", 20, where) >= 0, where << ": epochs must be >= 0");
-  auto rates = get_or<std::vector<double>>(o, "quant_rates", {0.5, 1.0}, where);
-  SQ_CHECK(!rates.empty() && rates.back() == 1.0, where << ": quant_rates must end with 1.0");
-  for (size_t i = 0; i < rates.size(); ++i)
-    SQ_CHECK(rates[i] > 0 && rates[i] <= 1 && (i == 0 || rates[i] > rates[i - 1]),
-             where << ": quant_rates must increase within (0, 1]");
-  const std::string st = get_or<std::string>(o, "stages", "global", where);
-  SQ_CHECK(st == "global" || st == "window", where << ": stages must be \"global\" or \"window\"");
-  SQ_CHECK(get_or<int64_t>(o, "fill", 4, where) >= 0, where << ": fill must be >= 0");
-  SQ_CHECK(get_or<int64_t>(o, "window", 2, where) >= 1, where << ": window must be >= 1");
-  SQ_CHECK(get_or<int64_t>(o, "stride", 1, where) >= 1, where << ": stride must be >= 1");
-  get_or<std::string>(o, "schedule", "", where);
-  SQ_CHECK(get_or<int64_t>(o, "lora_rank", 4, where) >= 0, where << ": lora_rank must be >= 0 (0 = no LoRA)");
-  SQ_CHECK(get_or<int64_t>(o, "batch", 3, where) >= 1, where << ": batch must be >= 1");
-  for (const char* k : {"lora_lr", "lwc_lr", "scale_lr", "grad_clip"})
-    SQ_CHECK(get_or<double>(o, k, 0.0, where) >= 0, where << ": " << k << " must be >= 0");
-  get_or<double>(o, "lwc_init", 4.0, where);
-  get_or<bool>(o, "lr_scale_batch", true, where);
-  for (const char* k : {"abits", "attn_abits"}) {
-    const int b = get_or<int>(o, k, 16, where);
-    SQ_CHECK((b >= 2 && b <= 8) || b == 16, where << ": " << k << " must be 2..8 or 16 (off)");
-  }
-  get_or<bool>(o, "rotate", false, where);
-  get_or<uint64_t>(o, "seed", 0, where);
-  for (const std::string& p : get_or<std::vector<std::string>>(o, "let_pairs", {}, where)) {
-    bool ok = false;
-    for (const char* k : kPairs) ok = ok || p == k;
-    SQ_CHECK(ok, where << ": let_pairs: unknown pair '" << p << "' (known: qkv, gate_up, v_o, up_down, q_k)");
-  }
-}
-
-nlohmann::json resolve(const nlohmann::json& o) {
-  Opts r = read(o);
-  return {{"epochs", r.epochs},
-          {"quant_rates", r.rates},
-          {"stages", r.stages_per_window ? "window" : "global"},
-          {"fill", r.win.fill},
-          {"window", r.win.size},
-          {"stride", r.win.stride},
-          {"schedule", r.schedule},
-          {"lora_rank", r.lora_rank},
-          {"batch", r.batch},
-          {"lora_lr", r.lora_lr},
-          {"lwc_lr", r.lwc_lr},
-          {"scale_lr", r.scale_lr},
-          {"lwc_init", r.lwc_init},
-          {"grad_clip", r.grad_clip},
-          {"lr_scale_batch", r.lr_scale_batch},
-          {"abits", r.abits},
-          {"attn_abits", r.attn_abits},
-          {"rotate", r.rotate},
-          {"seed", r.seed},
-          {"let_pairs", r.let_pairs}};
+void finish(nlohmann::json& o, const std::string&) {
+  if (!o.contains("attn_abits")) o["attn_abits"] = o["abits"];
 }
 
 class SliderStudent : public WindowStudent {
@@ -306,7 +282,7 @@ class SliderStudent : public WindowStudent {
 };
 
 void run(Session& s, const nlohmann::json& json) {
-  const Opts o = read(json);
+  const Opts o = read_options<Opts>(options(), json);
   const int64_t L = s.model.config.num_layers;
   std::vector<LayerWindow> windows = o.schedule.empty() ? window_schedule(L, o.win) : parse_window_schedule(o.schedule, L);
   if (o.rotate) {
@@ -318,7 +294,7 @@ void run(Session& s, const nlohmann::json& json) {
   SQ_CHECK(o.epochs == 0 || per_stage > 0, "sliderquant: epochs (" << o.epochs << ") must be at least the number of stages ("
                                                                      << stages << ")");
   SQ_INFO("sliderquant: " << windows.size() << " windows " << format_window_schedule(windows) << "; " << stages
-                          << " stage(s) " << (o.stages_per_window ? "inside each window" : "over the whole schedule")
+                          << " stage(s) " << (o.stages_per_window() ? "inside each window" : "over the whole schedule")
                           << ", " << per_stage << " epoch(s) each; LoRA rank " << o.lora_rank
                           << (o.scale_lr > 0 ? ", equivalent scales" : "") << "; activations "
                           << (o.abits < 16 ? "A" + std::to_string(o.abits) : std::string("A16")));
@@ -326,7 +302,7 @@ void run(Session& s, const nlohmann::json& json) {
   WindowTrainOptions wo;
   wo.windows = windows;
   wo.rates = o.rates;
-  wo.stages_per_window = o.stages_per_window;
+  wo.stages_per_window = o.stages_per_window();
   wo.epochs = per_stage;
   wo.batch = o.batch;
   wo.grad_clip = o.grad_clip;
@@ -342,7 +318,7 @@ const PassInfo& sliderquant_pass() {
   static const PassInfo info{"sliderquant",
                              "SliderQuant: sliding-window learned clipping + LoRA (+ equivalent scales and activation "
                              "quantizers for W4A4) with intra-layer staged quantization",
-                             true, validate, resolve, run};
+                             true, options(), finish, run};
   return info;
 }
 

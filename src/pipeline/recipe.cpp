@@ -81,8 +81,7 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
     const PassInfo& info = find_pass(p["pass"].get<std::string>());
     json opts = p.contains("options") ? p["options"] : json::object();
     SQ_CHECK(opts.is_object(), where << ": " << what << ".options must be an object");
-    info.validate(opts, where + " " + what + ".options");
-    r.passes.push_back({info.name, info.resolve(opts).dump()});
+    r.passes.push_back({info.name, resolve_options(info, opts, where + " " + what + ".options").dump()});
   }
   return r;
 }
