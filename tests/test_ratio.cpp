@@ -1,4 +1,4 @@
-// Tests of the ratio pass (src/passes/ratio.cpp, METHODS.md section 3) end to end through
+// Tests of the ratio pass (src/passes/ratio/, METHODS.md section 3) end to end through
 // the CLI on stories260K: mixed-precision linears written and read back exactly, the
 // work-directory artifacts (channel scores reused, the chosen ratios), an infeasible budget
 // stating the feasible range, and the perplexity ladder against GPTQ and SliderQuant at 2
