@@ -101,6 +101,13 @@ TEST(BlockLayout, EveryFamilyLoadsOneLinearPerSlot) {
   }
 }
 
+TEST(BlockLayout, ColumnProducerIsTheOneToOneEdge) {
+  const BlockLayout& l = dense_layout();
+  EXPECT_EQ(l.column_producer(l.index(Role::Down)), l.index(Role::Up));
+  EXPECT_EQ(l.column_producer(l.index(Role::O)), -1);  // v -> o is per KV head, not one to one
+  EXPECT_EQ(l.column_producer(l.index(Role::Q)), -1);  // fed by a norm
+}
+
 TEST(BlockLayout, ABlockWithoutItsLayoutSaysSo) {
   Block b;
   EXPECT_TRUE(contains(testing::error_of([&] { b.linear(Role::Q); }), "without its layout"));

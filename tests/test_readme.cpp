@@ -1,4 +1,4 @@
-// Tests that README.md's registry tables are what the registries print: the text between
+// Tests that the docs' registry tables are what the registries print: the text between
 // `<!-- sliderquant list X -->` and the next `<!-- end -->` must equal the output of
 // `sliderquant list X`, so adding a family or a recipe without updating the front door fails
 // here (paste the command's output between the markers to fix it).
@@ -11,11 +11,10 @@
 
 namespace {
 
-const std::string kReadme = std::string(SQ_SOURCE_DIR) + "/README.md";
 
-// The tables checked against the CLI. The formats table ("formats") is still written by
-// hand; add it here once `sliderquant list formats` exists.
-const char* const kTables[] = {"families", "recipes"};
+// The tables checked against the CLI, and the file that shows each.
+const std::pair<const char*, const char*> kTables[] = {
+    {"families", "/README.md"}, {"formats", "/README.md"}, {"recipes", "/configs/README.md"}};
 
 std::string trim(const std::string& s) {
   const size_t a = s.find_first_not_of(" \n");
@@ -36,27 +35,24 @@ std::string readme_table(const std::string& readme, const std::string& what) {
 }  // namespace
 
 TEST(Readme, RegistryTablesMatchTheCli) {
-  const std::string readme = sq::read_file(kReadme);
-  for (const char* what : kTables) {
+  for (const auto& [what, file] : kTables) {
+    const std::string doc = sq::read_file(std::string(SQ_SOURCE_DIR) + file);
     sq::testing::CliResult r = sq::testing::run_cli(std::string("list ") + what + " --quiet");
     ASSERT_EQ(r.code, 0) << what << ": " << r.out;
-    EXPECT_EQ(readme_table(readme, what), trim(r.out))
-        << "README.md's " << what << " table differs from `sliderquant list " << what
+    EXPECT_EQ(readme_table(doc, what), trim(r.out))
+        << file << "'s " << what << " table differs from `sliderquant list " << what
         << "`: paste the command's output between the markers";
   }
-}
-
-TEST(Readme, FormatsTableHasItsMarkers) {
-  // Written by hand until `sliderquant list formats` exists; its rows name the registered formats.
-  const std::string t = readme_table(sq::read_file(kReadme), "formats");
-  EXPECT_NE(t.find("| `native` |"), std::string::npos) << t;
-  EXPECT_NE(t.find("| `hf` |"), std::string::npos) << t;
 }
 
 TEST(Readme, ListCommand) {
   sq::testing::CliResult f = sq::testing::run_cli("list families");
   ASSERT_EQ(f.code, 0) << f.out;
   EXPECT_NE(f.out.find("| `llama` | `LlamaForCausalLM` |"), std::string::npos) << f.out;
+  sq::testing::CliResult fm = sq::testing::run_cli("list formats");
+  ASSERT_EQ(fm.code, 0) << fm.out;
+  EXPECT_NE(fm.out.find("| `native` | packed |"), std::string::npos) << fm.out;
+  EXPECT_NE(fm.out.find("| `hf` |"), std::string::npos) << fm.out;
   // Every bundled recipe loads; --test adds the small-model ones under their test/ names.
   sq::testing::CliResult r = sq::testing::run_cli("list recipes --test");
   ASSERT_EQ(r.code, 0) << r.out;

@@ -1,8 +1,9 @@
-// tools/cmd_list: `sliderquant list families|recipes [--test]`: the registries as markdown
-// tables. Families come from arch_registry() (src/arch/registry.cpp); recipes are the
+// tools/cmd_list: `sliderquant list families|formats|recipes [--test]`: the registries as
+// markdown tables. Families come from arch_registry() (src/arch/registry.cpp), formats from
+// format_registry() (src/formats/registry.cpp); recipes are the
 // configs/*.json files (configs/test/ too with --test, named test/NAME), each loaded and
-// validated. README.md shows these tables verbatim between `<!-- sliderquant list X -->`
-// markers, and tests/test_readme.cpp checks that they still agree.
+// validated. README.md (families, formats) and configs/README.md (recipes) show these tables
+// verbatim between `<!-- sliderquant list X -->` markers; tests/test_readme.cpp checks them.
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -13,6 +14,7 @@
 #include "commands.h"
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/util.h"
+#include "sliderquant/formats/model_format.h"
 #include "sliderquant/model/arch.h"
 #include "sliderquant/pipeline/recipe.h"
 
@@ -30,6 +32,13 @@ void list_families() {
     for (const Quirk& q : a->quirks) quirks += (quirks.empty() ? "" : "; ") + code(q.name) + ": " + q.reason;
     std::printf("| %s | %s | %s |\n", code(a->family).c_str(), archs.c_str(), quirks.empty() ? "-" : quirks.c_str());
   }
+}
+
+void list_formats() {
+  std::printf("| format | quantized linears | detected by | what |\n|---|---|---|---|\n");
+  for (const ModelFormat& f : format_registry())
+    std::printf("| %s | %s | %s | %s |\n", code(f.name).c_str(), f.stores_quantized ? "packed" : "no (full precision)",
+                f.looks_for, f.summary);
 }
 
 // The recipe files of DIR (*.json, sorted by name), as (shown name, path).
@@ -76,8 +85,9 @@ std::string configs_dir() {
 int cmd_list(const ListArgs& a, const CommonArgs& common) {
   apply_common(common);
   if (a.what == "families") list_families();
+  else if (a.what == "formats") list_formats();
   else if (a.what == "recipes") list_recipes(a.test);
-  else throw UsageError("list: unknown table '" + a.what + "' (known: families, recipes)");
+  else throw UsageError("list: unknown table '" + a.what + "' (known: families, formats, recipes)");
   return 0;
 }
 

@@ -137,9 +137,11 @@ int main(int argc, char** argv) {
 
   // ---- list
   cli::ListArgs la;
-  CLI::App* list = app.add_subcommand("list", "print a registry as a markdown table: model families, or the "
-                                              "recipes in configs/");
-  list->add_option("what", la.what, "families | recipes")->required()->check(CLI::IsMember({"families", "recipes"}));
+  CLI::App* list = app.add_subcommand("list", "print a registry as a markdown table: model families, model "
+                                              "formats, or the recipes in configs/");
+  list->add_option("what", la.what, "families | formats | recipes")
+      ->required()
+      ->check(CLI::IsMember({"families", "formats", "recipes"}));
   list->add_flag("--test", la.test, "recipes: also the small-model recipes in configs/test/ (named test/NAME)");
   add_common(list);
 

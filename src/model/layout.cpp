@@ -56,6 +56,16 @@ const AbsorbEdge* BlockLayout::edge_from(const std::string& from) const {
   return nullptr;
 }
 
+int BlockLayout::column_producer(int slot) const {
+  for (const AbsorbEdge& e : edges) {
+    const int from = find(e.from);
+    if (from < 0 || slots[size_t(from)].out != slots[size_t(slot)].in) continue;
+    for (const std::string& t : e.to)
+      if (t == slots[size_t(slot)].name) return from;
+  }
+  return -1;
+}
+
 std::string slot_tensor_name(const BlockLayout& l, int64_t layer, int slot) {
   return "blocks." + std::to_string(layer) + "." + l.slots[size_t(slot)].name;
 }

@@ -77,16 +77,23 @@ void run(Session& s, const nlohmann::json& json) {
   run_block_sequential(s, so, [&](Session& ss, const GroupInputs& in) {
     for (const std::string& name : in.linears) {
       const QFormat& f = *ss.plan_for(name)->format;
-      SQ_CHECK(!f.dsq || (name.size() > 8 && name.compare(name.size() - 8, 8, "mlp.down") == 0),
+      // The linear whose rows take a DSQ column scale (the layout's one-to-one edge: up -> down).
+      const Block& blk = ss.linear_block(name);
+      int64_t layer = 0;
+      std::string rest;
+      split_block_name(name, layer, rest);
+      const int producer = blk.layout->column_producer(blk.layout->find(rest));
+      SQ_CHECK(!f.dsq || producer >= 0,
                "d2quant: DSQ format " << f.name() << " on " << name
-                                      << ": DSQ is for mlp.down only (its column scale is absorbed into up_proj)");
+                                      << ": DSQ needs a linear whose input columns another linear produces one to one "
+                                         "(the MLP's down projection), which absorbs its column scale");
       at::Tensor W = ss.linear(name).weight.to(in.H.device(), at::kFloat);
       QTensor q = (in.dXXT.defined() ? gptaq_quantize(W, in.H, in.dXXT, f, g) : gptq_quantize(W, in.H, f, g)).q;
       q = to_cpu(q);
       if (f.dsq && q.col_scale.defined()) {
-        // Absorb the column scale into up_proj's rows: down(silu(gate) * up) with up's row j
-        // times c_j and down's column j divided by c_j is the same function.
-        const std::string up = name.substr(0, name.size() - std::string("down").size()) + "up";
+        // Absorb the column scale into the producer's rows: down(silu(gate) * up) with up's
+        // row j times c_j and down's column j divided by c_j is the same function.
+        const std::string up = blk.slots[size_t(producer)].name;
         auto it = ss.quantized.find(up);
         // The scale goes into up's quantization scales, which the block checkpoint records; a
         // full-precision up_proj would lose it on resume, so it is refused.

@@ -116,7 +116,7 @@ class SliderStudent : public WindowStudent {
     check_lwc_formats(s, "sliderquant");
   }
 
-  static std::string name(int64_t l, int i) { return linear_name(l, i); }
+  const std::string& name(int64_t l, int i) const { return linear_name(s_, l, i); }
 
   void focus(int64_t first, int64_t last) override {
     for (auto it = fp_.begin(); it != fp_.end();) it = (it->first < first || it->first > last) ? fp_.erase(it) : ++it;
@@ -127,7 +127,7 @@ class SliderStudent : public WindowStudent {
     ParamGroup lora{"lora", {}, o_.lora_lr * f}, lwc{"lwc", {}, o_.lwc_lr * f}, scale{"scale", {}, o_.scale_lr * f};
     for (int64_t l = first; l <= last; ++l) {
       Layer& L = ensure(l);
-      for (int i = 0; i < kLinears; ++i) {
+      for (int i = 0; i < int(L.lwc.size()); ++i) {
         if (L.lora[size_t(i)].defined()) lora.params.insert(lora.params.end(), {L.lora[size_t(i)].A, L.lora[size_t(i)].B});
         if (L.lwc[size_t(i)]) lwc.params.insert(lwc.params.end(), {L.lwc[size_t(i)]->gamma(), L.lwc[size_t(i)]->beta()});
       }
@@ -155,7 +155,7 @@ class SliderStudent : public WindowStudent {
     for (size_t l = 0; l < layers_.size(); ++l) {
       Layer& L = layers_[l];
       if (!L.ready) continue;
-      for (int i = 0; i < kLinears; ++i) {
+      for (int i = 0; i < int(L.lwc.size()); ++i) {
         const std::string n = name(int64_t(l), i);
         if (L.lwc[size_t(i)]) {
           ts.emplace_back(n + ".lwc_gamma", L.lwc[size_t(i)]->gamma().detach().cpu());
@@ -187,7 +187,7 @@ class SliderStudent : public WindowStudent {
       for (const TensorInfo& ti : f.tensors()) any = any || ti.name.rfind(probe, 0) == 0;
       if (!any) continue;
       Layer& L = ensure(int64_t(l));
-      for (int i = 0; i < kLinears; ++i) {
+      for (int i = 0; i < int(L.lwc.size()); ++i) {
         const std::string n = name(int64_t(l), i);
         if (L.lwc[size_t(i)]) load(n + ".lwc_gamma", L.lwc[size_t(i)]->gamma()), load(n + ".lwc_beta", L.lwc[size_t(i)]->beta());
         if (L.lora[size_t(i)].defined()) load(n + ".lora_A", L.lora[size_t(i)].A), load(n + ".lora_B", L.lora[size_t(i)].B);
@@ -208,7 +208,7 @@ class SliderStudent : public WindowStudent {
       BlockTensors t = learned(L, block_tensors(b, s_.runner.device), nullptr);
       auto host = [](const at::Tensor& x) { return x.defined() ? x.detach().to(at::kCPU, at::kFloat).contiguous() : x; };
       std::vector<Linear*> lin = b.linears();
-      for (int i = 0; i < kLinears; ++i) {
+      for (int i = 0; i < int(L.lwc.size()); ++i) {
         Linear& li = *lin[size_t(i)];
         if (L.lwc[size_t(i)]) {
           if (L.lora[size_t(i)].defined() || has_let()) li.weight = host(weight_of(t, i));
@@ -229,8 +229,8 @@ class SliderStudent : public WindowStudent {
  private:
   struct Layer {
     bool ready = false;
-    std::array<std::optional<LwcQuantizer>, kLinears> lwc;
-    std::array<LoraDelta, kLinears> lora;
+    std::vector<std::optional<LwcQuantizer>> lwc;  // per layout slot
+    std::vector<LoraDelta> lora;
     LetScales let;
   };
   static std::array<at::Tensor*, 5> lets(Layer& L) {
@@ -247,12 +247,14 @@ class SliderStudent : public WindowStudent {
     const c10::Device dev = s_.runner.device;
     const Block& b = s_.model.blocks[size_t(l)];
     std::vector<const Linear*> lin = b.linears();
-    for (int i = 0; i < kLinears; ++i) {
+    L.lwc.resize(lin.size());
+    L.lora.resize(lin.size());
+    for (int i = 0; i < int(L.lwc.size()); ++i) {
       const LinearPlan* p = s_.plan_for(name(l, i));
       if (!p || !p->format) continue;
       const int64_t out = lin[size_t(i)]->weight.size(0), in = lin[size_t(i)]->weight.size(1);
       L.lwc[size_t(i)].emplace(*p->format, out, in, o_.lwc_init, dev);
-      if (o_.lora_rank > 0) L.lora[size_t(i)] = LoraDelta(out, in, o_.lora_rank, o_.seed * 7919ULL + uint64_t(l) * 7 + uint64_t(i), dev);
+      if (o_.lora_rank > 0) L.lora[size_t(i)] = LoraDelta(out, in, o_.lora_rank, o_.seed * 7919ULL + uint64_t(l) * lin.size() + uint64_t(i), dev);
     }
     L.let = let_identity(s_.model.config, pair_on("qkv"), pair_on("gate_up"), pair_on("v_o"), pair_on("up_down"),
                          pair_on("q_k"), dev);
@@ -265,7 +267,7 @@ class SliderStudent : public WindowStudent {
   template <class Q>
   BlockTensors learned(Layer& L, const BlockTensors& fp, const Q& quant) {
     BlockTensors t = has_let() ? apply_let(fp, L.let, s_.model.config) : fp;
-    for (int i = 0; i < kLinears; ++i) {
+    for (int i = 0; i < int(L.lwc.size()); ++i) {
       at::Tensor& W = weight_of(t, i);
       if (L.lora[size_t(i)].defined()) W = W + L.lora[size_t(i)].delta();
       if constexpr (!std::is_same_v<Q, std::nullptr_t>) {

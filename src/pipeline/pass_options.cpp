@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/json.h"
 #include "sliderquant/pipeline/pass.h"
 
 namespace sq {
@@ -23,16 +24,9 @@ const char* option_type_name(OptionType t) {
 }
 
 nlohmann::json resolve_options(const PassInfo& info, const nlohmann::json& options, const std::string& where) {
-  for (auto it = options.begin(); it != options.end(); ++it) {
-    bool known = false;
-    for (const OptionSpec& s : info.options) known = known || s.name == it.key();
-    if (!known) {
-      std::string names;
-      for (const OptionSpec& s : info.options) names += (names.empty() ? "" : ", ") + s.name;
-      SQ_FAIL(where << ": unknown key '" << it.key() << "' for pass " << info.name
-                    << " (known: " << (names.empty() ? "none" : names) << ")");
-    }
-  }
+  std::vector<std::string> names;
+  for (const OptionSpec& s : info.options) names.push_back(s.name);
+  if (!options.is_null()) check_keys(options, names, where, "pass " + info.name);
   nlohmann::json resolved = nlohmann::json::object();
   for (const OptionSpec& s : info.options) {
     auto it = options.find(s.name);

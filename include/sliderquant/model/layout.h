@@ -69,6 +69,10 @@ struct BlockLayout {
   int find(const std::string& name) const;    // the slot named NAME, or -1
   std::vector<int> group(TapPoint g) const;   // slots reading tap g, in table order
   const AbsorbEdge* edge_from(const std::string& from) const;  // nullptr when none
+  // The slot whose output channels are the input columns of SLOT one to one (an edge from a
+  // slot of the same width, e.g. up -> down), so a per-column scale of SLOT can move into
+  // that slot's rows; -1 when there is none (norms, or v -> o under GQA).
+  int column_producer(int slot) const;
   int64_t out_features(int slot, const ModelConfig& c) const { return dim_size(slots[size_t(slot)].out, c); }
   int64_t in_features(int slot, const ModelConfig& c) const { return dim_size(slots[size_t(slot)].in, c); }
 };

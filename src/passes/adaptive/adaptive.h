@@ -88,7 +88,7 @@ class AdaptiveStudent : public WindowStudent {
   AdaptiveStudent(Session& s, const Opts& o) : s_(s), o_(o), layers_(s.model.blocks.size()) {
     check_lwc_formats(s, "adaptive");
   }
-  static std::string name(int64_t l, int i) { return linear_name(l, i); }
+  const std::string& name(int64_t l, int i) const { return linear_name(s_, l, i); }
 
   bool searching = false;  // mixtures of both candidates (search phase)
 
@@ -117,7 +117,7 @@ class AdaptiveStudent : public WindowStudent {
   struct Layer {
     bool ready = false;
     std::array<Point, kPoints> pt;
-    std::array<std::optional<LwcQuantizer>, kLinears> lwc;
+    std::vector<std::optional<LwcQuantizer>> lwc;  // per layout slot
     at::Tensor lac;  // [kActClipPoints, 2] logits of the activation clipping factors (LAC)
     std::array<double, 4> noise{};  // the search's logistic noise of the current step
   };

@@ -50,7 +50,7 @@ void AdaptiveStudent::finish() {
     std::array<OnlineTransform, kPoints> T;
     BlockTensors t = transformed(L, block_tensors(b, s_.runner.device), T);
     std::vector<Linear*> lin = b.linears();
-    for (int i = 0; i < kLinears; ++i) {
+    for (int i = 0; i < int(L.lwc.size()); ++i) {
       Linear& li = *lin[size_t(i)];
       li.weight = host(weight_of(t, i));
       if (li.bias.defined()) li.bias = host(bias_of(t, i));

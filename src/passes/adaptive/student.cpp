@@ -58,7 +58,7 @@ BlockWeights AdaptiveStudent::block(int64_t l, double) {
     }
   std::array<OnlineTransform, kPoints> T;
   BlockTensors t = transformed(L, it->second, T);
-  for (int i = 0; i < kLinears; ++i)
+  for (int i = 0; i < int(L.lwc.size()); ++i)
     if (L.lwc[size_t(i)]) weight_of(t, i) = L.lwc[size_t(i)]->fake_quant(weight_of(t, i));
   BlockWeights w = fuse_block_tensors(t, s_.runner.dtype);
   for (int p = 0; p < kOnlinePoints; ++p) w.online[p] = cast(T[size_t(p)]);
@@ -114,7 +114,7 @@ std::vector<std::pair<std::string, at::Tensor*>> AdaptiveStudent::params(int64_t
     r.emplace_back(n + "a2", &P.a2);
     r.emplace_back(n + "alpha", &P.alpha);
   }
-  for (int i = 0; i < kLinears; ++i)
+  for (int i = 0; i < int(L.lwc.size()); ++i)
     if (L.lwc[size_t(i)]) {
       r.emplace_back(name(l, i) + ".lwc_gamma", &L.lwc[size_t(i)]->gamma());
       r.emplace_back(name(l, i) + ".lwc_beta", &L.lwc[size_t(i)]->beta());
@@ -149,7 +149,8 @@ AdaptiveStudent::Layer& AdaptiveStudent::ensure(int64_t l) {
   }
   const Block& blk = s_.model.blocks[size_t(l)];
   std::vector<const Linear*> lin = blk.linears();
-  for (int i = 0; i < kLinears; ++i) {
+  L.lwc.resize(lin.size());
+  for (int i = 0; i < int(L.lwc.size()); ++i) {
     const LinearPlan* pl = s_.plan_for(name(l, i));
     if (pl && pl->format)
       L.lwc[size_t(i)].emplace(*pl->format, lin[size_t(i)]->weight.size(0), lin[size_t(i)]->weight.size(1),
@@ -193,13 +194,12 @@ BlockTensors AdaptiveStudent::transformed(Layer& L, const BlockTensors& fp, std:
   const int64_t nkv = c.num_kv_heads, nh = c.num_heads, hd = c.head_dim, H = c.hidden_size;
   // V cache: v_h -> v_h Tv per KV head: v rows Tvᵀ W_h (bias b_h Tv); o columns W_h Tv^{-T}.
   const OnlineTransform& tv = T[kVCache];
-  t.v = apply_online(tv, t.v.reshape({nkv, hd, H}).transpose(1, 2)).transpose(1, 2).reshape({nkv * hd, H});
-  if (t.bv.defined()) t.bv = apply_online(tv, t.bv.reshape({nkv, hd})).reshape({nkv * hd});
-  t.o = fold(t.o.reshape({H, nh, hd}), kVCache).reshape({H, nh * hd});
-  for (at::Tensor* w : {&t.q, &t.k, &t.v}) *w = fold(*w, int(OnlinePoint::QkvIn));
-  t.o = fold(t.o, int(OnlinePoint::OIn));
-  for (at::Tensor* w : {&t.gate, &t.up}) *w = fold(*w, int(OnlinePoint::GateUpIn));
-  t.down = fold(t.down, int(OnlinePoint::DownIn));
+  at::Tensor &v = t.weight(Role::V), &bv = t.bias(Role::V), &o = t.weight(Role::O);
+  v = apply_online(tv, v.reshape({nkv, hd, H}).transpose(1, 2)).transpose(1, 2).reshape({nkv * hd, H});
+  if (bv.defined()) bv = apply_online(tv, bv.reshape({nkv, hd})).reshape({nkv * hd});
+  o = fold(o.reshape({H, nh, hd}), kVCache).reshape({H, nh * hd});
+  // Every linear folds the transform of the input it reads (online points 0-3 are the taps).
+  for (int j = 0; j < t.layout->size(); ++j) t.w[size_t(j)] = fold(t.w[size_t(j)], int(t.layout->slots[size_t(j)].group));
   return t;
 }
 

@@ -49,10 +49,10 @@ class HybridStudent : public WindowStudent {
     BlockTensors t = it->second;
     const bool hard = !at::GradMode::is_enabled();
     auto& ps = ensure(l);
-    for (int i = 0; i < 7; ++i) {
+    for (int i = 0; i < int(ps.size()); ++i) {
       if (!ps[size_t(i)]) continue;
       Part& p = *ps[size_t(i)];
-      at::Tensor& W = *weights(t)[size_t(i)];
+      at::Tensor& W = *weights(t, i);
       W = at::zeros_like(W).index_copy(1, p.hc, p.ada.fake_quant(hard)).index_copy(1, p.lc, p.lwc.fake_quant(W.index_select(1, p.lc)));
     }
     return fuse_block_tensors(t, s_.runner.dtype);
@@ -84,7 +84,7 @@ class HybridStudent : public WindowStudent {
   void load_state(const SafetensorsFile& f) override {
     at::NoGradGuard ng;
     for (size_t l = 0; l < parts_.size(); ++l) {
-      const std::string probe = s_.model.blocks[l].q.name.substr(0, s_.model.blocks[l].q.name.rfind("attn.q"));
+      const std::string probe = "blocks." + std::to_string(l) + ".";
       bool any = false;
       for (const TensorInfo& ti : f.tensors()) any = any || ti.name.rfind(probe, 0) == 0;
       if (!any) continue;
@@ -104,14 +104,14 @@ class HybridStudent : public WindowStudent {
     for (size_t l = 0; l < parts_.size(); ++l) {
       BlockTensors t = block_tensors(s_.model.blocks[l], s_.runner.device);
       auto& ps = ensure(int64_t(l));
-      for (int i = 0; i < 7; ++i) {
+      for (int i = 0; i < int(ps.size()); ++i) {
         if (!ps[size_t(i)]) continue;
         Part& p = *ps[size_t(i)];
         MixedQTensor m;
         m.in = p.in;
         m.hi_cols = p.hc.to(at::kCPU, at::kInt);
         m.hi = p.ada.quantize().to(at::kCPU);
-        m.lo = p.lwc.quantize(weights(t)[size_t(i)]->index_select(1, p.lc)).to(at::kCPU);
+        m.lo = p.lwc.quantize(weights(t, i)->index_select(1, p.lc)).to(at::kCPU);
         undecided += p.ada.undecided(), ++n;
         s_.set_quantized(p.name, std::move(m));
       }
@@ -129,23 +129,24 @@ class HybridStudent : public WindowStudent {
     AdaRoundQuantizer ada;
     LwcQuantizer lwc;
   };
-  static std::array<at::Tensor*, 7> weights(BlockTensors& t) { return {&t.q, &t.k, &t.v, &t.o, &t.gate, &t.up, &t.down}; }
+  static at::Tensor* weights(BlockTensors& t, int i) { return &t.w[size_t(i)]; }
 
-  std::array<std::optional<Part>, 7>& ensure(int64_t l) {
+  std::vector<std::optional<Part>>& ensure(int64_t l) {
     auto& ps = parts_[size_t(l)];
     if (ready_.count(l)) return ps;
     ready_.insert(l);
+    ps.resize(s_.model.blocks[size_t(l)].slots.size());
     const c10::Device dev = s_.runner.device;
     BlockTensors t = block_tensors(s_.model.blocks[size_t(l)], dev);
     std::vector<const Linear*> lin = static_cast<const Block&>(s_.model.blocks[size_t(l)]).linears();
-    for (int i = 0; i < 7; ++i) {
+    for (int i = 0; i < int(ps.size()); ++i) {
       auto w = want_.find(lin[size_t(i)]->name);
       if (w == want_.end()) continue;
       const Layer& L = *w->second.first;
       MixedQTensor cols;
       cols.in = L.in;
       cols.hi_cols = checked_hi_cols(top_k_channels(L.score, w->second.second), L.in, L.name);
-      const at::Tensor W = weights(t)[size_t(i)]->detach();
+      const at::Tensor W = weights(t, i)->detach();
       Part p;
       p.name = L.name;
       p.in = L.in;
@@ -161,7 +162,7 @@ class HybridStudent : public WindowStudent {
   Session& s_;
   Opts o_;
   std::map<std::string, std::pair<const Layer*, int64_t>> want_;  // linear -> (layer, k)
-  std::vector<std::array<std::optional<Part>, 7>> parts_;
+  std::vector<std::vector<std::optional<Part>>> parts_;  // per block, per layout slot
   std::set<int64_t> ready_;
   std::map<int64_t, BlockTensors> fp_;
 };

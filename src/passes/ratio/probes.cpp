@@ -81,7 +81,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
       for (int ci = 0; ci < C; ++ci) {
         if ((only >= 0 && ci != only) || wq.count({l, ci})) continue;
         const at::Tensor cols = top_k_channels(L.score, L.k[size_t(ci)]);
-        wq[{l, ci}] = (gptq ? gptq_mixed(W, H[size_t(tap_of(L.name))], cols, L, g).dequantize().to(dev)
+        wq[{l, ci}] = (gptq ? gptq_mixed(W, H[size_t(tap_of(s, L.name))], cols, L, g).dequantize().to(dev)
                             : MixedQTensor::rtn(W, cols, L.hi, L.lo).dequantize())
                           .to(s.runner.dtype);
       }

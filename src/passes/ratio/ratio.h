@@ -89,13 +89,8 @@ struct Layer {
   std::vector<int64_t> k;      // hi channel count per candidate ratio
 };
 
-// The tap point whose input a linear multiplies.
-inline TapPoint tap_of(const std::string& nm) {
-  return nm.find("attn.o") != std::string::npos      ? TapPoint::OIn
-         : nm.find("mlp.down") != std::string::npos  ? TapPoint::DownIn
-         : nm.find("mlp.") != std::string::npos      ? TapPoint::GateUpIn
-                                                     : TapPoint::QkvIn;
-}
+// The tap point whose input a linear multiplies (its slot's group in the block layout).
+inline TapPoint tap_of(Session& s, const std::string& nm) { return slot_group(*s.linear_block(nm).layout, nm); }
 
 using Clock = std::chrono::steady_clock;
 inline double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }

@@ -116,7 +116,7 @@ std::map<std::string, at::Tensor> hessian_scores(Session& s, const std::vector<L
           auto it = std::find_if(layers.begin(), layers.end(), [&](const Layer& L) { return L.name == l->name; });
           if (it == layers.end()) continue;
           const std::string& nm = l->name;
-          at::Tensor H = at::diag(sq[int(tap_of(nm))] * (2.0 / double(tokens)));
+          at::Tensor H = at::diag(sq[int(tap_of(s, nm))] * (2.0 / double(tokens)));
           out[nm] = hessian_channel_scores(l->effective_weight().to(dev, at::kFloat), H).to(at::kCPU);
         }
       },
