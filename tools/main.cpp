@@ -1,8 +1,12 @@
 // tools/main: the sliderquant command line (CLI11): subcommands, their options and help
 // text, and the mapping of errors to exit codes (0 ok, 1 error, 2 usage error).
 #include <CLI/CLI.hpp>
+#include <dlfcn.h>
+#include <strings.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <iostream>
 
 #include "commands.h"
@@ -13,7 +17,31 @@
 
 using namespace sq;
 
+namespace {
+
+// Debian 12's OpenBLAS (0.3.21) does not recognise recent Intel server cores and falls back
+// to its generic Prescott kernels, whose triangular solve crashes (SIGSEGV in
+// strsm_kernel_RT_PRESCOTT, reached through GPTQ's Cholesky steps). OpenBLAS reads
+// OPENBLAS_CORETYPE once, when it is loaded, so when it has fallen back on a CPU with AVX2
+// and FMA and the user chose no core type, the program starts again with the Haswell
+// kernels (the ones the test suite runs). OPENBLAS_CORETYPE set by the user always wins.
+void choose_blas_kernels(char** argv) {
+  if (std::getenv("OPENBLAS_CORETYPE")) return;
+  using CoreName = char* (*)();
+  auto corename = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (!corename) return;  // another BLAS
+  const char* core = corename();
+  if (!core || strcasecmp(core, "prescott") != 0) return;
+  __builtin_cpu_init();
+  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
+  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
+  execv("/proc/self/exe", argv);  // only returns on failure: go on with the kernels there are
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
+  choose_blas_kernels(argv);
   // Family, architecture and preset lists come from the registries (src/arch/registry.cpp,
   // model/synthetic.h), so the help text cannot go stale.
   std::string families, presets;

@@ -36,7 +36,7 @@ constexpr const char* kQConfig = "quantization_config.json";
 
 // Why format F cannot be stored for a part with IN columns ("" when it can).
 std::string format_problem(const QFormat& f, int64_t in) {
-  if (f.bits < 2 || f.bits > 8) return std::to_string(f.bits) + "-bit codes (the layout stores 2..8 bits)";
+  if (!supported_bits(f.bits)) return std::to_string(f.bits) + "-bit codes (the layout stores 2..8 bits)";
   if (f.dsq && (f.bits > 3 || f.symmetric)) return "a DSQ format needs 2 or 3 bits and no 's'";
   if (f.group_size == 0 || f.group_size < -1)
     return "group size " + std::to_string(f.group_size) + " (-1 for per-channel or a positive size)";
@@ -313,7 +313,7 @@ Model read(const std::string& dir) {
         SQ_CHECK(m.blocks[i].act_clip.defined(),
                  qpath << ": activations.clip is set but model.layers." << i << ".activation_clip is missing");
     for (int b : {m.act.bits, m.act.attn_bits, m.act.k_bits, m.act.v_bits})
-      SQ_CHECK((b >= 2 && b <= 8) || b == 16, qpath << ": activation bits " << b << " (supported: 2..8 or 16)");
+      SQ_CHECK(supported_bits(b) || b == 16, qpath << ": activation bits " << b << " (supported: 2..8 or 16)");
   }
   // Online transforms are loaded with the weights (load_model); a model whose config names
   // one that the checkpoint lacks is refused.

@@ -5,9 +5,9 @@
 #include <ATen/ATen.h>
 
 #include <set>
-#include <sstream>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/shape.h"
 #include "sliderquant/io/safetensors.h"
 
 namespace sq {
@@ -46,14 +46,6 @@ const char* online_point_name(OnlinePoint p) {
 namespace {
 
 int64_t tensor_bytes(const at::Tensor& t) { return t.defined() ? t.numel() * int64_t(t.element_size()) : 0; }
-
-std::string shape_str(at::IntArrayRef s) {
-  std::ostringstream os;
-  os << "[";
-  for (size_t i = 0; i < s.size(); ++i) os << (i ? ", " : "") << s[i];
-  os << "]";
-  return os.str();
-}
 
 struct Loader {
   const Checkpoint& ck;

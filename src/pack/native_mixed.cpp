@@ -1,5 +1,5 @@
 // pack/native_mixed: a mixed-precision linear as two native QTensor layouts plus its
-// channel list (docs/FORMAT.md, "Mixed-precision linears (proposed)"). Layout only.
+// channel list (docs/FORMAT.md, "Mixed-precision linears"). Layout only.
 #include "sliderquant/pack/native_mixed.h"
 
 #include <ATen/ATen.h>

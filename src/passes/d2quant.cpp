@@ -1,4 +1,4 @@
-// passes/d2quant: D²Quant (Yan et al., arXiv 2602.02546; METHODS.md section 2.2):
+// passes/d2quant: D²Quant (Yan et al., arXiv 2602.02546; docs/METHODS.md section 2.2):
 // groupwise randomized Hadamard rotation of the residual stream (fused, exact), then
 // layer-sequential GPTAQ (GPTQ with the full-precision inputs' cross term) with the
 // Hessian-guided group-preserving column order and MSE clip search; the down projection

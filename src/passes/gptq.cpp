@@ -1,4 +1,4 @@
-// passes/gptq: GPTQ (Frantar et al. 2022, METHODS.md section 5.2) run block by block by the
+// passes/gptq: GPTQ (Frantar et al. 2022, docs/METHODS.md section 5.2) run block by block by the
 // sequencer: each linear group's Hessian comes from the quantized student stream.
 #include <ATen/ATen.h>
 

@@ -17,6 +17,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/pipeline/pass.h"
+#include "sliderquant/quant/format.h"
 
 namespace sq::passes {
 
@@ -105,7 +106,7 @@ inline OptionRange one_of(const std::vector<std::string>& choices, const std::st
 inline OptionRange act_bits() {
   return {"2..8 | 16 (off)", [](const nlohmann::json& v) {
             const int64_t b = v.get<int64_t>();
-            return (b >= 2 && b <= 8) || b == 16 ? std::string() : std::string(" must be 2..8 or 16 (off)");
+            return supported_bits(b) || b == 16 ? std::string() : std::string(" must be 2..8 or 16 (off)");
           }};
 }
 

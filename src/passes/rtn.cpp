@@ -1,5 +1,5 @@
 // passes/rtn: round-to-nearest weight quantization of every planned linear (no
-// calibration), min-max or with the MSE clip search (METHODS.md sections 0 and 5.1).
+// calibration), min-max or with the MSE clip search (docs/METHODS.md sections 0 and 5.1).
 #include <ATen/ATen.h>
 
 #include "options.h"

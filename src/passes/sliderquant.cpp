@@ -1,4 +1,4 @@
-// passes/sliderquant: SliderQuant (Wang et al., arXiv 2603.25284, ICLR 2026; METHODS.md
+// passes/sliderquant: SliderQuant (Wang et al., arXiv 2603.25284, ICLR 2026; docs/METHODS.md
 // section 1): learned quantization over sliding windows of decoder layers (expanding over
 // the shallow layers, fixed in the middle, contracting over the deep ones), trained with
 // the window reconstruction driver (pipeline/window_trainer.h). Per quantized linear:

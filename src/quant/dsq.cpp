@@ -1,4 +1,4 @@
-// quant/dsq: the dual-scale quantizer of D²Quant (Yan et al., arXiv 2602.02546; METHODS.md
+// quant/dsq: the dual-scale quantizer of D²Quant (Yan et al., arXiv 2602.02546; docs/METHODS.md
 // section 2.2 step 5): the alternating fit of row scales r, column scales c and sign codes
 // for one group, the nearest-level quantizer, DSQ-RTN and the absorption of c into the
 // producing linear. Vectorised over rows and columns; the bits x bits normal equations are

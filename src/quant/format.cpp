@@ -1,5 +1,5 @@
 // quant/format: format names ("w4g128", "w4", "w3g64s", "w2g128d"), shape checks, THE
-// dequantize of a QTensor (uniform affine, METHODS.md section 0; DSQ levels, D²Quant arXiv
+// dequantize of a QTensor (uniform affine, docs/METHODS.md section 0; DSQ levels, D²Quant arXiv
 // 2602.02546 section 2.2 step 5) and bits-per-weight accounting. The meaning of codes is
 // stated in format.h; every other file that turns codes into weights calls
 // QTensor::dequantize. Ragged groups (IN not a multiple of the group size) are not

@@ -1,7 +1,7 @@
 // quant/gptq: GPTQ (Frantar et al. 2022, "GPTQ: Accurate Post-Training Quantization for
 // Generative Pre-trained Transformers", Algorithm 1; IST-DASLab/gptq gptq.py `fasterquant`;
-// METHODS.md section 5.2) and the Hessian accumulator of its `add_batch`; GPTAQ (Li et al.
-// 2025, "GPTQv2", as used by D²Quant arXiv 2602.02546; METHODS.md 2.2 step 2 and 5.9) as
+// docs/METHODS.md section 5.2) and the Hessian accumulator of its `add_batch`; GPTAQ (Li et al.
+// 2025, "GPTQv2", as used by D²Quant arXiv 2602.02546; docs/METHODS.md 2.2 step 2 and 5.9) as
 // the same loop plus the P term, and its dXXT accumulator.
 // Owns the column order (natural, act-order, group-preserving = D²Quant's GAR), damping,
 // the upper Cholesky factor of H^-1 and the lazy block updates; the quantizers themselves

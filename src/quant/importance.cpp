@@ -1,5 +1,5 @@
 // quant/importance: per-input-channel scores (GPTQ-Hessian proxy and empirical Fisher,
-// arXiv 2511.17801 / METHODS.md section 3.1 step 1), deterministic top-k channel
+// arXiv 2511.17801 / docs/METHODS.md section 3.1 step 1), deterministic top-k channel
 // selection.
 #include "sliderquant/quant/importance.h"
 

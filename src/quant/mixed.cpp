@@ -1,5 +1,5 @@
 // quant/mixed: two-width quantization by input channel (arXiv 2511.17801 section "mixed
-// precision within a layer"; METHODS.md section 3.1 step 2): the hi channels and the rest
+// precision within a layer"; docs/METHODS.md section 3.1 step 2): the hi channels and the rest
 // each form a QTensor over their own columns, so the one dequantize of quant/format
 // defines both parts and this file only splits and scatters columns.
 #include "sliderquant/quant/mixed.h"

@@ -1,5 +1,5 @@
 // quant/ratio_iqp: exact solver of the block-diagonal quadratic integer program of the
-// layer-wise high-impact ratio search (arXiv 2511.17801; METHODS.md section 3.1 step 3,
+// layer-wise high-impact ratio search (arXiv 2511.17801; docs/METHODS.md section 3.1 step 3,
 // whose "enumerate each block, then a knapsack over blocks" inference this implements
 // without discretising the budget: Pareto frontiers with integer costs).
 //

@@ -1,5 +1,5 @@
 // quant/rtn: per-row quantization parameters (GPTQ quant.py `Quantizer.find_params`, with
-// the MSE clip search of `Quantizer(mse=True)`; METHODS.md sections 0 and 5.1) and
+// the MSE clip search of `Quantizer(mse=True)`; docs/METHODS.md sections 0 and 5.1) and
 // round-to-nearest of a whole weight. Pure tensor code, no host sync, so GPTQ can call
 // find_params inside its column loop on CUDA.
 // Deviations from GPTQ, both deliberate: scales are rounded UP to float16 (nearest would

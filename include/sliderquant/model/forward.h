@@ -19,7 +19,7 @@ struct RunnerOptions {
   c10::ScalarType dtype = c10::kFloat;    // compute dtype of weights and activations
   c10::Device device = c10::Device(c10::kCPU);
   // Bytes of converted weights allowed to stay on the device; -1 = automatic
-  // (CPU: everything; CUDA: 85% of the device's memory minus activations).
+  // (CPU: half the physical memory; CUDA: 85% of the device's memory minus activations).
   int64_t resident_budget = -1;
 };
 

@@ -29,7 +29,7 @@ class WeightOverride {
 // Dynamic activation quantization that is part of the model's forward pass (weight-
 // activation settings such as W4A4): per-token asymmetric fake quantization of every block
 // linear's input at `bits`, and of attention's Q and K (after RoPE) and V at `attn_bits`
-// (quant/learnable.h fake_quant_per_token); 16 = off. `rate` < 1 quantizes only the first
+// (quant/act_quant.h fake_quant_per_token); 16 = off. `rate` < 1 quantizes only the first
 // share of channels (used while SliderQuant trains; deployed models use 1).
 // KV-cache quantization (k_bits, v_bits): asymmetric, per token, in groups of `kv_group`
 // consecutive channels of each head (0 = the whole head), K after RoPE and after the

@@ -1,5 +1,5 @@
-// pack/native_mixed: the packed layout of a mixed-precision linear (quant/mixed), proposed
-// in docs/FORMAT.md ("Mixed-precision linears (proposed)"); each part goes through the
+// pack/native_mixed: the packed layout of a mixed-precision linear (quant/mixed), as
+// docs/FORMAT.md "Mixed-precision linears" describes it; each part goes through the
 // native layout of pack/native unchanged, under the prefixes NAME.hi and NAME.lo:
 //   NAME.hi_cols                  int32 [k]   the hi channels, strictly increasing
 //   NAME.hi.qweight / .scales / .qzeros / .g_idx   pack_qtensor of the hi part [out, k]

@@ -1,4 +1,4 @@
-// pipeline/windows: SliderQuant's inter-layer sliding schedule (METHODS.md 1.3 step 5):
+// pipeline/windows: SliderQuant's inter-layer sliding schedule (docs/METHODS.md 1.3 step 5):
 // progressively expanding windows over the shallow layers (the first layer in every one),
 // fixed-size windows with a stride over the middle, progressively contracting windows over
 // the deep layers. A window is a contiguous range of decoder layers [first, last].

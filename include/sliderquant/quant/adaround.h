@@ -1,5 +1,5 @@
 // quant/adaround: AdaRound (Nagel et al. 2020), learned up/down rounding of a weight in a
-// uniform asymmetric format (METHODS.md section 3.1 step 4: the high-impact channels'
+// uniform asymmetric format (docs/METHODS.md section 3.1 step 4: the high-impact channels'
 // quantizer). Scales and zeros are fixed (min-max RTN, fp16-exact); each weight learns
 // V with the rectified sigmoid h(V) = clip(sigmoid(V) (zeta - gamma) + gamma, 0, 1),
 // zeta = 1.1, gamma = -0.1:

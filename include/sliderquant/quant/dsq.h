@@ -1,4 +1,4 @@
-// quant/dsq: D²Quant's dual-scale quantizer (DSQ; Yan et al., arXiv 2602.02546, METHODS.md
+// quant/dsq: D²Quant's dual-scale quantizer (DSQ; Yan et al., arXiv 2602.02546, docs/METHODS.md
 // section 2.2 step 5): per group of columns, w_ij ~ c_j * sum_k r_{k,i} B_{k,ij} with
 // B in {+-1}, row scales r_k >= 0 (per row and group) and one column scale c_j > 0, i.e. a
 // non-uniform 2^bits-level grid per row. The fit, the nearest-level quantizer that GPTQ

@@ -3,7 +3,7 @@
 // defines what codes mean, plus honest bits-per-weight accounting.
 // Tensor in, tensor out: knows nothing of models or files.
 //
-// Meaning of codes (uniform affine, GPTQ/OmniQuant convention, METHODS.md section 0):
+// Meaning of codes (uniform affine, GPTQ/OmniQuant convention, docs/METHODS.md section 0):
 //   w_hat[r, j] = scales[r, g(j)] * (codes[r, j] - zeros[r, g(j)])
 //   g(j) = g_idx[j] when g_idx is defined, else j / group_size (per-channel: 0).
 //   codes in [0, 2^bits - 1]; asymmetric zeros are integers in [0, 2^bits - 1];

@@ -1,6 +1,6 @@
-// quant/gptq: GPTQ (Frantar et al. 2022; IST-DASLab/gptq gptq.py; METHODS.md section 5.2)
+// quant/gptq: GPTQ (Frantar et al. 2022; IST-DASLab/gptq gptq.py; docs/METHODS.md section 5.2)
 // as a pure function of a weight and its Hessian, plus the Hessian accumulator; GPTAQ
-// (Li et al. 2025, "GPTQv2"; METHODS.md sections 2.2 step 2 and 5.9), the same column loop
+// (Li et al. 2025, "GPTQv2"; docs/METHODS.md sections 2.2 step 2 and 5.9), the same column loop
 // with the asymmetric-calibration term P, plus its dXXT accumulator; and DSQ formats
 // (D²Quant, arXiv 2602.02546) quantized inside that loop.
 #pragma once
@@ -81,7 +81,7 @@ GptqResult gptq_quantize(const at::Tensor& W, const at::Tensor& H, const QFormat
                          const GptqOptions& opts = {});
 
 // GPTAQ: gptq_quantize with dXXT [in, in] from CrossAccumulator (original column order),
-// minimising ||W X_fp - Q X_q||^2 instead of ||(W - Q) X_q||^2 (METHODS.md 2.2 step 2):
+// minimising ||W X_fp - Q X_q||^2 instead of ||(W - Q) X_q||^2 (docs/METHODS.md 2.2 step 2):
 // dead columns also zero dXXT[:, i]; dXXT gets the column permutation on both sides;
 // U = chol(H^-1, upper), P = alpha * triu(dXXT U^T, 1) U; inside a block
 // W[:, j+1:] -= e U[j, j+1:] - w_j P[j, j+1:] (w_j = column j just before it is

@@ -1,5 +1,5 @@
 // quant/importance: per-input-channel importance scores of a linear weight W [out, in] and
-// the selection of its high-impact channels (METHODS.md section 3.1 steps 1-2, arXiv
+// the selection of its high-impact channels (docs/METHODS.md section 3.1 steps 1-2, arXiv
 // 2511.17801: channels scored by the empirical Fisher summed over the channel's weights).
 // Tensor in, tensor out: knows nothing of models or files (the score file, a reusable
 // artifact of the work directory, is pipeline/channel_scores).

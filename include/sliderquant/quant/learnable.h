@@ -1,5 +1,5 @@
 // quant/learnable: differentiable quantizers for methods that learn their quantization
-// by gradient descent (SliderQuant, OmniQuant-style block reconstruction; METHODS.md 1.3
+// by gradient descent (SliderQuant, OmniQuant-style block reconstruction; docs/METHODS.md 1.3
 // and 5): learnable weight clipping (LWC) and a low-rank (LoRA) weight update. Straight-
 // through rounding, the partial-mode column count and dynamic per-token activation fake
 // quantization live in quant/act_quant.h (included here). Each piece also has

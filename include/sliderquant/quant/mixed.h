@@ -1,4 +1,4 @@
-// quant/mixed: a weight quantized at two widths by input channel (METHODS.md section 3.1
+// quant/mixed: a weight quantized at two widths by input channel (docs/METHODS.md section 3.1
 // step 2, arXiv 2511.17801): the selected channels hi_cols at b_H bits, every other
 // channel at b_L bits, each part a QTensor over its own columns in its own uniform
 // QFormat (grouped over the part's columns, in increasing column order).

@@ -1,4 +1,4 @@
-// quant/ratio_iqp: the exact solver of the layer-wise high-impact ratio search (METHODS.md
+// quant/ratio_iqp: the exact solver of the layer-wise high-impact ratio search (docs/METHODS.md
 // section 3.1 step 3, arXiv 2511.17801): every layer l picks one candidate c (e.g. a
 // ratio of high-precision channels from {0.02, 0.05, 0.10, 0.15, 0.20}), candidate (l, c)
 // stores cost[l][c] bits, and the choice minimises

@@ -1,7 +1,7 @@
 // transform/hadamard: Walsh-Hadamard matrices and transforms for residual-stream rotations:
 // the normalised Sylvester matrix, QuaRot's randomised Hadamard diag(s)·H (Ashkboos et al.
 // 2024, "QuaRot", sec. 4 / fake_quant rotation_utils) and D²Quant's groupwise block-diagonal
-// variant (sec. 2.2 step 1 of docs METHODS), plus a fast transform along the last dimension.
+// variant (docs/METHODS.md 2.2 step 1), plus a fast transform along the last dimension.
 // The Sylvester functions take powers of two only; hadamard_any and hadamard_transform
 // build true Hadamard matrices of other orders (n = 2^k·m with a Paley factor m, below).
 // Pure functions on tensors; knows nothing of models.

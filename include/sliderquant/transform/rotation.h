@@ -1,7 +1,7 @@
 // transform/rotation: QuaRot's exact residual-stream rotation, fused into the weights
 // (Ashkboos et al. 2024, "QuaRot", sec. 4.1: fuse_layer_norms + rotate_model; no online
-// Hadamards) and D²Quant's groupwise block-diagonal variant (METHODS 2.2 step 1; SliderQuant
-// W4A4 uses the full one, METHODS 1.3 step 2). The logits are unchanged (up to rounding).
+// Hadamards) and D²Quant's groupwise block-diagonal variant (docs/METHODS.md 2.2 step 1; SliderQuant
+// W4A4 uses the full one, docs/METHODS.md 1.3 step 2). The logits are unchanged (up to rounding).
 // Runs before quantization: it refuses Linears that already carry a quantized override.
 // Replaces tensors (new float32 CPU tensors); never writes into the mapped checkpoint.
 #pragma once

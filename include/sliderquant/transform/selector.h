@@ -1,6 +1,6 @@
 // transform/selector: the statistics behind the cheap per-layer choice between a rotation
 // and an affine transform in "Adaptive Layer-Wise Transformations for PTQ of LLMs" (Pham
-// et al., arXiv 2511.17809; METHODS.md sec. 4): each linear group's weight kurtosis, made
+// et al., arXiv 2511.17809; docs/METHODS.md sec. 4): each linear group's weight kurtosis, made
 // comparable across layers with a robust z-score, against thresholds β_attn and β_ffn.
 // What the paper leaves open is a parameter here (which side maps to rotation, whether
 // z is taken over all layers or per layer kind); the thresholds have no known values.

@@ -1,5 +1,5 @@
 // transform/smooth: learnable equivalent channel scales (OmniQuant's LET without shifts,
-// as SliderQuant trains them in weight-activation mode; METHODS.md 1.3 step 4) applied to
+// as SliderQuant trains them in weight-activation mode; docs/METHODS.md 1.3 step 4) applied to
 // one decoder block's tensors. Every pair divides a producer's output channel by s and
 // multiplies the consumer's matching input column by s, so the block computes the same
 // function (up to rounding) while the quantizers see rescaled weights and activations:

@@ -1,4 +1,4 @@
-// passes/adaptive (private): adaptive layer-wise transforms (Pham et al., arXiv 2511.17809; METHODS.md
+// passes/adaptive (private): adaptive layer-wise transforms (Pham et al., arXiv 2511.17809; docs/METHODS.md
 // sections 4 and 5.6/5.8) in FlatQuant's per-linear-group online-transform framework.
 // Every block gets a transform T = diag(d) · (P1 ⊗ P2) at five points: the q/k/v input, the
 // o_proj input, the gate/up input, the down_proj input (all applied online, model.h

@@ -1,5 +1,5 @@
 // passes/ratio (private): layer-wise high-impact parameter ratio optimization (Pham et al., arXiv
-// 2511.17801; METHODS.md section 3). Per quantized linear a ratio rho of its input channels,
+// 2511.17801; docs/METHODS.md section 3). Per quantized linear a ratio rho of its input channels,
 // the highest-scoring ones, is quantized at b_H = b_L + 1 bits and the rest at b_L
 // (quant/mixed: two QTensors over column subsets, packed by pack/native_mixed).
 //  1. Scores per input channel (quant/importance): the empirical Fisher (squared gradients
