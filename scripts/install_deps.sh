@@ -11,4 +11,8 @@ $SUDO apt-get install -y -q --no-install-recommends \
   g++ cmake ninja-build ccache pkg-config xz-utils \
   libtorch-dev libopenblas0-openmp \
   libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev \
-  libpcre2-dev libutf8proc-dev libbz2-dev
+  libpcre2-dev libutf8proc-dev libbz2-dev \
+  python3 python3-venv
+
+# The Python of tests and benchmarks (gguf-py, llama-cpp-python), in .venv.
+bash "$(dirname "$0")/install_python.sh"

@@ -24,6 +24,26 @@
 namespace sq::cli {
 namespace {
 
+// A float32 tensor as a NumPy .npy file (format version 1.0, C order).
+void write_npy_f32(const std::string& path, const at::Tensor& t) {
+  std::string shape = "(";
+  for (int64_t d : t.sizes()) shape += std::to_string(d) + ",";
+  if (t.dim() > 1) shape.pop_back();
+  shape += ")";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': " + shape + ", }";
+  header.append(63 - (10 + header.size()) % 64, ' ');
+  header += '\n';
+  std::string out = std::string("\x93NUMPY\x01\x00", 8);
+  out += char(header.size() & 0xff);
+  out += char(header.size() >> 8);
+  out += header;
+  out.append(static_cast<const char*>(t.data_ptr()), size_t(t.numel()) * 4);
+  write_file_atomic(path, out);
+}
+
+}  // namespace
+namespace {
+
 c10::ScalarType choose_dtype(const std::string& name, c10::Device dev) {
   if (name == "auto") return dev.is_cuda() ? c10::kBFloat16 : c10::kFloat;
   c10::ScalarType t = parse_dtype(name);
@@ -41,7 +61,7 @@ c10::ScalarType choose_dtype(const std::string& name, c10::Device dev) {
 // KL(base || model) on each dataset's windows; the base runs in the same dtype on the same device.
 void run_kld(const EvalArgs& a, const std::vector<TextDataset>& sets, const Model& model, Runner& runner,
              const Tokenizer& tok, int64_t seqlen, bool quiet, nlohmann::json& report) {
-  Model base = load_model(a.kld_base);
+  Model base = load_any_model(a.kld_base);
   SQ_CHECK(base.config.vocab_size == model.config.vocab_size,
            "--kld-base " << a.kld_base << " has " << base.config.vocab_size << " tokens but the model "
                          << model.config.vocab_size << "; KL divergence needs one vocabulary");
@@ -154,9 +174,9 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
   c10::Device dev = resolve_device(a.device);
   c10::ScalarType dtype = choose_dtype(a.dtype, dev);
 
-  load_model_config(a.model);  // a wrong model path or config fails first, and at once
+  load_any_config(a.model);  // a wrong model path or config fails first, and at once
   // Resolve every dataset before the (long) model work so a typo fails at once.
-  if (!a.kld_base.empty()) load_model_config(a.kld_base);
+  if (!a.kld_base.empty()) load_any_config(a.kld_base);
   std::vector<TextDataset> datasets, kld_datasets;
   for (const std::string& name : sets) datasets.push_back(load_text_dataset(name, a.data_dir));
   for (const std::string& name : kld_sets) kld_datasets.push_back(load_text_dataset(name, a.data_dir));
@@ -181,6 +201,17 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
   SQ_INFO("model " << a.model << ": " << model.config.architecture << ", "
                    << model.config.param_count() << " parameters, " << dtype_name(dtype) << " on " << dev.str()
                    << (runner.resident() ? " (all weights on the device)" : " (weights streamed block by block)"));
+
+  if (!a.save_logits.empty()) {
+    SQ_CHECK(!datasets.empty(), "--save-logits needs a --ppl dataset");
+    std::vector<int64_t> ids = tok->encode_for_model(datasets[0].text);
+    if (int64_t(ids.size()) > seqlen) ids.resize(size_t(seqlen));
+    at::Tensor t = at::tensor(ids, at::kLong).unsqueeze(0);
+    at::Tensor lg = runner.logits(t).squeeze(0).to(at::kFloat).cpu().contiguous();
+    write_npy_f32(a.save_logits, lg);
+    write_file_atomic(a.save_logits + ".ids.json", nlohmann::json(ids).dump() + "\n");
+    SQ_INFO("wrote the logits of " << ids.size() << " tokens to " << a.save_logits);
+  }
 
   nlohmann::json report;
   report["tool"] = "sliderquant";

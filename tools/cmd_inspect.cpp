@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/formats/model_format.h"
+#include "sliderquant/io/gguf.h"
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/arch.h"
 
@@ -16,19 +17,33 @@ namespace sq::cli {
 int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
   apply_common(common);
   if (!a.json.empty()) check_writable_file(a.json, "--json");
-  ModelConfig c = load_model_config(a.model);
+  ModelConfig c = load_any_config(a.model);
   const ArchSpec& spec = find_arch(c.architecture);
-  Checkpoint ck = Checkpoint::open(a.model);
   uint64_t bytes = 0;
   int64_t stored_params = 0;
+  size_t n_files = 1;
   std::map<std::string, int64_t> by_dtype;
   nlohmann::json tensors = nlohmann::json::array();
-  for (const std::string& n : ck.names()) {
-    const TensorInfo& t = ck.info(n);
-    bytes += t.nbytes();
-    stored_params += t.numel();
-    by_dtype[st_dtype_name(t.dtype)] += t.numel();
-    tensors.push_back({{"name", n}, {"dtype", st_dtype_name(t.dtype)}, {"shape", t.shape}, {"bytes", t.nbytes()}});
+  if (is_gguf_file(a.model)) {
+    // A GGUF file: its tensors under their GGUF names, types as ggml names them.
+    auto f = GgufFile::open(a.model);
+    for (const GgufTensorInfo& t : f->tensors()) {
+      const std::string type = ggml_type_name(uint32_t(t.type));
+      bytes += t.nbytes;
+      stored_params += t.numel();
+      by_dtype[type] += t.numel();
+      tensors.push_back({{"name", t.name}, {"dtype", type}, {"shape", t.torch_shape()}, {"bytes", t.nbytes}});
+    }
+  } else {
+    Checkpoint ck = Checkpoint::open(a.model);
+    n_files = ck.files().size();
+    for (const std::string& n : ck.names()) {
+      const TensorInfo& t = ck.info(n);
+      bytes += t.nbytes();
+      stored_params += t.numel();
+      by_dtype[st_dtype_name(t.dtype)] += t.numel();
+      tensors.push_back({{"name", n}, {"dtype", st_dtype_name(t.dtype)}, {"shape", t.shape}, {"bytes", t.nbytes()}});
+    }
   }
   // Bits per weight over the model's logical parameters (packed codes are int32 words, so
   // counting stored elements would be meaningless for quantized outputs).
@@ -53,7 +68,7 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
   if (c.sliding_window > 0) std::printf("sliding window %lld\n", (long long)c.sliding_window);
   for (const Quirk& q : spec.quirks) std::printf("family quirk   %s: %s\n", q.name.c_str(), q.reason.c_str());
   std::printf("parameters     %lld (config), %lld stored in %zu file(s)\n", (long long)c.param_count(),
-              (long long)stored_params, ck.files().size());
+              (long long)stored_params, n_files);
   for (const auto& [dt, n] : by_dtype) std::printf("  %-12s %lld parameters\n", dt.c_str(), (long long)n);
   std::printf("size           %s, %.2f bits per parameter (all tensors, embeddings included)\n",
               human_bytes(double(bytes)).c_str(), bpw);
@@ -92,7 +107,7 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
                        {"bits_per_weight", bpw},
                        {"model_format", format.name},
                        {"quantization", described.value("metadata", nlohmann::json())},
-                       {"files", ck.files().size()},
+                       {"files", n_files},
                        {"tensors", tensors}};
     write_file_atomic(a.json, out.dump(2) + "\n");
   }

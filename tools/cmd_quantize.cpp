@@ -35,10 +35,12 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   SQ_CHECK(a.dry_run || !path_exists(a.out) || a.force, "output " << a.out << " already exists (use --force to replace it)");
   if (!path_exists(a.out)) check_writable_file(a.out, "output");  // an existing OUT needs --force (above)
   if (!a.json.empty()) check_writable_file(a.json, "--json");
+  const ModelFormat& out_format = find_format(a.format);
+  SQ_CHECK(a.gguf_type.empty() || std::string(out_format.name) == "gguf", "--gguf-type applies to --format gguf only");
   const ModelFormat* source_format = try_detect_format(model_dir);
-  SQ_CHECK(!source_format || !source_format->stores_quantized,
+  SQ_CHECK(!source_format || !source_format->describe(model_dir).value("quantized", false),
            model_dir << " is already quantized; quantize the full-precision model");
-  ModelConfig cfg = load_model_config(model_dir);
+  ModelConfig cfg = load_any_config(model_dir);
   recipe.calibration.seqlen = std::min(recipe.calibration.seqlen, cfg.max_position_embeddings);
   std::vector<LinearPlan> plan = plan_linears(recipe, cfg);  // formats must fit before any work
 
@@ -56,7 +58,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
 
   std::vector<TextDataset> eval_sets;  // resolved before the long work so a typo fails at once
   for (const std::string& name : split_commas(a.eval)) eval_sets.push_back(load_text_dataset(name, a.data_dir));
-  Model model = load_model(model_dir);
+  Model model = load_any_model(model_dir);
   auto tok = load_tokenizer(model_dir);
 
   nlohmann::json report;
@@ -94,7 +96,11 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   FormatWriteOptions wo;
   wo.force = a.force;
   wo.extra_json = report.dump();
-  find_format("native").write(model, s.quantized, s.mixed, a.out, wo);
+  wo.requant_type = a.gguf_type;
+  nlohmann::json format_report = nlohmann::json::object();
+  wo.report = &format_report;
+  out_format.write(model, s.quantized, s.mixed, a.out, wo);
+  if (!format_report.empty()) report["export"] = format_report;
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   SQ_INFO("wrote " << a.out << " (" << s.quantized.size() + s.mixed.size() << " quantized linears) in " << format_duration(seconds));
   if (!a.keep_work && is_directory(s.work_dir)) std::system(("rm -rf '" + s.work_dir + "'").c_str());

@@ -36,7 +36,7 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
   Recipe r = load_recipe(resolve_recipe_path(a.recipe));
   if (a.action == "check") {
     std::vector<LinearPlan> plan;
-    if (!a.model.empty()) plan = plan_linears(r, load_model_config(a.model));  // fails before "ok"
+    if (!a.model.empty()) plan = plan_linears(r, load_any_config(a.model));  // fails before "ok"
     std::printf("%s: ok\n", r.path.c_str());
     std::printf("  name         %s\n", r.name.c_str());
     std::printf("  format       %s (overrides: %zu)\n", r.format.name().c_str(), r.overrides.size());
@@ -58,7 +58,7 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
     const nlohmann::json o = nlohmann::json::parse(p.options_json);
     std::printf("pass %s:\n%s\n", p.name.c_str(), format_option_table(find_pass(p.name), &o).c_str());
   }
-  auto plan = plan_linears(r, load_model_config(a.model));
+  auto plan = plan_linears(r, load_any_config(a.model));
   std::printf("%-24s %-14s %-10s %8s  %s\n", "linear", "shape", "format", "bits/w", "chosen by");
   for (const LinearPlan& p : plan) {
     std::string shape = std::to_string(p.out) + "x" + std::to_string(p.in);

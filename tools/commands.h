@@ -29,6 +29,7 @@ struct EvalArgs {
   int64_t zs_batch_size = 32;
   bool zs_bos = false;    // prepend BOS to zero-shot requests (lm-eval add_bos_token=True)
   std::string kld_base;   // base model directory for KL(base || model)
+  std::string save_logits;  // .npy: logits [T, V] float32 of the first window of the first --ppl dataset
 };
 int cmd_eval(const EvalArgs& a, const CommonArgs& c);
 
@@ -80,8 +81,28 @@ struct QuantizeArgs {
   bool dry_run = false;
   bool force = false;
   bool keep_work = false;
+  std::string format = "native";  // output model format (formats/model_format.h)
+  std::string gguf_type;          // --format gguf: re-quantize what GGUF cannot hold exactly
 };
 int cmd_quantize(const QuantizeArgs& a, const CommonArgs& c);
+
+struct ConvertArgs {
+  std::string in;   // a model readable by some format (a .gguf file, ...)
+  std::string out;  // HF directory
+  std::string dtype = "float32";
+  bool force = false;
+};
+int cmd_convert(const ConvertArgs& a, const CommonArgs& c);
+
+struct ExportArgs {
+  std::string model;
+  std::string format;
+  std::string out;
+  std::string gguf_type;  // re-quantize what GGUF cannot hold exactly ("" = refuse)
+  std::string json;
+  bool force = false;
+};
+int cmd_export(const ExportArgs& a, const CommonArgs& c);
 
 struct RecipeArgs {
   std::string action;  // "check" | "explain"

@@ -66,7 +66,7 @@ int main(int argc, char** argv) {
   cli::EvalArgs ev;
   CLI::App* eval = app.add_subcommand("eval", "measure perplexity (GPTQ protocol), zero-shot accuracy (lm-eval 0-shot) "
                                                  "and KL divergence from a base model");
-  eval->add_option("model", ev.model, "model directory (config.json + safetensors + tokenizer)")->required();
+  eval->add_option("model", ev.model, "model directory (config.json + safetensors + tokenizer), or a .gguf file")->required();
   eval->add_option("--ppl", ev.ppl,
                    "perplexity datasets, comma-separated: wikitext2, ptb, c4-2k, or paths of text files");
   eval->add_option("--tasks", ev.tasks,
@@ -92,12 +92,15 @@ int main(int argc, char** argv) {
                                         "bfloat16, float16")->capture_default_str();
   eval->add_option("--device", ev.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
   eval->add_option("--json", ev.json, "also write the report as JSON to this file");
+  eval->add_option("--save-logits", ev.save_logits, "write the logits of the first window of the first --ppl dataset "
+                                                    "(float32 [seqlen, vocab], NumPy .npy) and its token ids "
+                                                    "(FILE.ids.json), to compare with another runtime");
   add_common(eval);
 
   // ---- inspect
   cli::InspectArgs in;
   CLI::App* inspect = app.add_subcommand("inspect", "show a model's architecture, parameters and tensors");
-  inspect->add_option("model", in.model, "model directory")->required();
+  inspect->add_option("model", in.model, "model directory or .gguf file")->required();
   inspect->add_flag("--tensors", in.tensors, "list every tensor (dtype, shape, bytes)");
   inspect->add_option("--json", in.json, "also write the description as JSON to this file");
   add_common(inspect);
@@ -122,7 +125,7 @@ int main(int argc, char** argv) {
   // ---- tokenize
   cli::TokenizeArgs tk;
   CLI::App* tok = app.add_subcommand("tokenize", "print the token ids of a text (stdin by default)");
-  tok->add_option("path", tk.path, "model directory, tokenizer folder or tokenizer.model")->required();
+  tok->add_option("path", tk.path, "model directory, tokenizer folder, tokenizer.model or .gguf file")->required();
   CLI::Option* text_opt = tok->add_option("--text", tk.text, "the text (default: read stdin)");
   tok->add_flag("--json", tk.json, "print {\"ids\": [...], \"tokens\": n} instead of plain ids");
   tok->add_flag("--no-special", tk.no_special, "do not add BOS/EOS as the model's config says");
@@ -154,6 +157,38 @@ int main(int argc, char** argv) {
   quant->add_flag("--force", qa.force, "replace an existing output directory");
   quant->add_flag("--keep-work", qa.keep_work, "keep the work directory after success");
   add_common(quant);
+
+  quant->add_option("--format", qa.format, "output format: native (sliderquant's packed directory) or gguf "
+                                           "(one llama.cpp file)")->capture_default_str();
+  quant->add_option("--gguf-type", qa.gguf_type, "--format gguf: re-quantize linears GGUF cannot hold exactly onto "
+                                                "this ggml type (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k..q6_k, f16, bf16)");
+
+  // ---- convert
+  cli::ConvertArgs cv;
+  CLI::App* convert = app.add_subcommand("convert", "convert a model file (e.g. a GGUF) into a plain Hugging Face "
+                                                    "directory (config.json, safetensors, tokenizer files)");
+  convert->add_option("in", cv.in, "input model: a .gguf file (any format `inspect` reads)")->required();
+  convert->add_option("--out", cv.out, "output directory (written to a temporary name, then renamed)")->required();
+  convert->add_option("--dtype", cv.dtype, "stored dtype: float32 (exact for every GGUF type), bfloat16, float16")
+      ->capture_default_str();
+  convert->add_flag("--force", cv.force, "replace an existing output directory");
+  add_common(convert);
+
+  // ---- export
+  cli::ExportArgs ex;
+  CLI::App* exportc = app.add_subcommand("export", "write a model (quantized or not) in another format, e.g. a "
+                                                   "quantized directory as one GGUF file for llama.cpp");
+  exportc->add_option("model", ex.model, "model directory or file")->required();
+  exportc->add_option("--format", ex.format, "output format: gguf, native, hf")->required();
+  exportc->add_option("--out", ex.out, "output file or directory (written to a temporary name, then renamed)")
+      ->required();
+  exportc->add_option("--gguf-type", ex.gguf_type, "re-quantize linears GGUF cannot hold exactly (group 128, "
+                                                   "per-channel, full precision) onto this ggml type: q4_0, q4_1, "
+                                                   "q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, f16, bf16 "
+                                                   "(lossy; reported per tensor)");
+  exportc->add_option("--json", ex.json, "write a report (every tensor's type and the error the export added)");
+  exportc->add_flag("--force", ex.force, "replace an existing output");
+  add_common(exportc);
 
   // ---- recipe
   cli::RecipeArgs ra;
@@ -192,6 +227,8 @@ int main(int argc, char** argv) {
     if (*synth) return cli::cmd_synth(sy, common);
     if (*tok) return cli::cmd_tokenize(tk, common);
     if (*quant) return cli::cmd_quantize(qa, common);
+    if (*convert) return cli::cmd_convert(cv, common);
+    if (*exportc) return cli::cmd_export(ex, common);
     if (*recipe) return cli::cmd_recipe(ra, common);
     if (*list) return cli::cmd_list(la, common);
   } catch (const UsageError& e) {

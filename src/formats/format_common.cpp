@@ -12,6 +12,8 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/util.h"
+#include "sliderquant/data/gguf_tokenizer.h"
+#include "sliderquant/io/gguf.h"
 #include "sliderquant/model/arch.h"
 
 namespace sq::formats {
@@ -44,6 +46,16 @@ void write_dir_atomic(const std::string& out, const std::function<void(const std
 }
 
 void copy_source_files(const Model& m, const std::string& dir) {
+  if (is_gguf_file(m.dir)) {
+    // A model read from a GGUF file: its configuration and tokenizer in HF form.
+    write_file_atomic(path_join(dir, "config.json"), model_config_json(m.config));
+    nlohmann::json gen = nlohmann::json::object();
+    if (m.config.bos_token_id >= 0) gen["bos_token_id"] = m.config.bos_token_id;
+    if (!m.config.eos_token_ids.empty()) gen["eos_token_id"] = m.config.eos_token_ids[0];
+    write_file_atomic(path_join(dir, "generation_config.json"), gen.dump(2) + "\n");
+    write_hf_tokenizer_files(*GgufFile::open(m.dir), dir);
+    return;
+  }
   nlohmann::json cfg = nlohmann::json::parse(read_file(path_join(m.dir, "config.json")));
   cfg["tie_word_embeddings"] = m.config.tie_word_embeddings;
   write_file_atomic(path_join(dir, "config.json"), cfg.dump(2) + "\n");

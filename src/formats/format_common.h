@@ -28,8 +28,11 @@ bool has_safetensors(const std::string& dir);
 // and empty "linears"/"formats" with quantized = false.
 nlohmann::json describe_common(const ModelFormat& f, const std::string& dir);
 
-// The rows (src/formats/native.cpp, hf.cpp).
+// The rows (src/formats/native.cpp, hf.cpp, gguf.cpp).
 ModelFormat native_format();
 ModelFormat hf_format();
+ModelFormat gguf_format();
+// The ModelConfig a GGUF file's metadata describes (src/formats/gguf.cpp).
+ModelConfig gguf_config(const std::string& path);
 
 }  // namespace sq::formats

@@ -6,6 +6,8 @@
 #include "format_common.h"
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/util.h"
+#include "sliderquant/io/gguf.h"
+#include "sliderquant/model/arch.h"
 
 namespace sq {
 
@@ -13,6 +15,7 @@ const std::vector<ModelFormat>& format_registry() {
   static const std::vector<ModelFormat> table = {
       formats::native_format(),
       formats::hf_format(),
+      formats::gguf_format(),
   };
   return table;
 }
@@ -42,5 +45,10 @@ const ModelFormat& detect_format(const std::string& dir) {
 }
 
 Model load_any_model(const std::string& dir) { return detect_format(dir).read(dir); }
+
+ModelConfig load_any_config(const std::string& path) {
+  if (is_gguf_file(path)) return formats::gguf_config(path);
+  return load_model_config(path);
+}
 
 }  // namespace sq

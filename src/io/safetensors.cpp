@@ -357,15 +357,34 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
   return c;
 }
 
-bool Checkpoint::has(const std::string& name) const { return where_.count(name) != 0; }
+Checkpoint Checkpoint::from_memory(const std::string& root,
+                                   std::vector<std::pair<std::string, at::Tensor>> tensors) {
+  Checkpoint c;
+  c.root_ = root;
+  for (auto& [name, t] : tensors) {
+    SQ_CHECK(!c.memory_.count(name), "tensor " << name << " appears twice in " << root);
+    TensorInfo ti;
+    ti.name = name;
+    ti.dtype = st_from_scalar(t.scalar_type());
+    ti.shape = t.sizes().vec();
+    ti.end = uint64_t(t.numel()) * st_dtype_size(ti.dtype);
+    c.memory_info_[name] = ti;
+    c.memory_[name] = std::move(t);
+  }
+  return c;
+}
+
+bool Checkpoint::has(const std::string& name) const { return where_.count(name) != 0 || memory_.count(name) != 0; }
 
 at::Tensor Checkpoint::get(const std::string& name) const {
+  if (auto m = memory_.find(name); m != memory_.end()) return m->second;
   auto it = where_.find(name);
   SQ_CHECK(it != where_.end(), "tensor " << name << " not found in " << root_);
   return files_[it->second]->tensor(name);
 }
 
 const TensorInfo& Checkpoint::info(const std::string& name) const {
+  if (auto m = memory_info_.find(name); m != memory_info_.end()) return m->second;
   auto it = where_.find(name);
   SQ_CHECK(it != where_.end(), "tensor " << name << " not found in " << root_);
   return files_[it->second]->info(name);
@@ -375,7 +394,9 @@ std::vector<std::string> Checkpoint::names() const {
   std::vector<std::string> out;
   out.reserve(where_.size());
   for (const auto& kv : where_) out.push_back(kv.first);
-  return out;  // std::map keeps them sorted
+  for (const auto& kv : memory_) out.push_back(kv.first);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 std::map<std::string, std::string> Checkpoint::metadata() const {

@@ -131,12 +131,18 @@ std::vector<std::pair<std::string, at::Tensor>> canonical_tensors(const Model& m
 }
 
 Model load_model(const std::string& dir, const LinearResolver& resolver) {
+  ModelConfig config = load_model_config(dir);
+  return load_model_from(dir, std::move(config), std::make_shared<Checkpoint>(Checkpoint::open(dir)), resolver);
+}
+
+Model load_model_from(const std::string& dir, ModelConfig config, std::shared_ptr<Checkpoint> checkpoint,
+                      const LinearResolver& resolver) {
   Model m;
   m.dir = dir;
-  m.config = load_model_config(dir);
+  m.config = std::move(config);
   m.arch = &find_arch(m.config.architecture);
   SQ_CHECK(m.arch->layout, "family " << m.arch->family << " has no block layout");
-  m.checkpoint = std::make_shared<Checkpoint>(Checkpoint::open(dir));
+  m.checkpoint = std::move(checkpoint);
   const ModelConfig& c = m.config;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   Loader L{*m.checkpoint, dir, {}, &resolver};

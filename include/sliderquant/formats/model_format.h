@@ -6,7 +6,8 @@
 // quantized tensor be stored exactly (cannot_store: "" = yes, else the reason).
 //
 // Rows today: `native` (sliderquant's packed layout + quantization_config.json,
-// docs/FORMAT.md) and `hf` (plain Hugging Face safetensors, full precision). detect_format
+// docs/FORMAT.md), `hf` (plain Hugging Face safetensors, full precision) and `gguf`
+// (llama.cpp's single file; DIR is then the file's path). detect_format
 // tries them in table order, so the more specific format comes first.
 #pragma once
 #include <cstdint>
@@ -26,7 +27,12 @@ struct FormatWriteOptions {
   uint64_t max_shard_bytes = uint64_t(4) << 30;  // shard the weights above this size
   std::string extra_json = "{}";                 // the run's report (recipe, calibration, timings...):
                                                  // native merges it into quantization_config.json;
-                                                 // hf has no place for it and ignores it
+                                                 // hf and gguf have no place for it and ignore it
+  // Re-quantize the linears the format cannot store exactly onto this type (lossy, reported)
+  // instead of refusing them; "" = refuse. GGUF: a ggml type name ("q4_k", "q8_0", ...).
+  std::string requant_type;
+  // When set, the format adds what it wrote (gguf: every tensor's type and added error).
+  nlohmann::json* report = nullptr;
 };
 
 struct ModelFormat {
@@ -70,5 +76,8 @@ const ModelFormat* try_detect_format(const std::string& dir);
 const ModelFormat& detect_format(const std::string& dir);
 // detect_format(dir).read(dir): a plain HF directory or a native quantized one.
 Model load_any_model(const std::string& dir);
+// The hyper-parameters of PATH without loading weights: config.json of a model directory, or
+// the metadata of a GGUF file.
+ModelConfig load_any_config(const std::string& path);
 
 }  // namespace sq

@@ -67,6 +67,8 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
 class Checkpoint {
  public:
   static Checkpoint open(const std::string& dir_or_file);
+  // Tensors already in memory (a converted file such as a GGUF): ROOT names them in errors.
+  static Checkpoint from_memory(const std::string& root, std::vector<std::pair<std::string, at::Tensor>> tensors);
   bool has(const std::string& name) const;
   at::Tensor get(const std::string& name) const;        // throws naming tensor and dir
   const TensorInfo& info(const std::string& name) const;
@@ -79,6 +81,8 @@ class Checkpoint {
   std::string root_;
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
   std::map<std::string, size_t> where_;  // tensor name -> index into files_
+  std::map<std::string, at::Tensor> memory_;     // from_memory: the tensors themselves
+  std::map<std::string, TensorInfo> memory_info_;
 };
 
 using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;

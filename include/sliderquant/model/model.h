@@ -142,5 +142,9 @@ using LinearResolver =
 // Loads config.json and the weights of DIR; checks every tensor's presence, shape and
 // dtype (floating point) against the config, naming the tensor and file on mismatch.
 Model load_model(const std::string& dir, const LinearResolver& resolver = {});
+// The same from a configuration and weights obtained elsewhere (a converted file): SOURCE
+// is what errors name and what Model::dir holds.
+Model load_model_from(const std::string& source, ModelConfig config, std::shared_ptr<Checkpoint> checkpoint,
+                      const LinearResolver& resolver = {});
 
 }  // namespace sq
