@@ -33,8 +33,8 @@ struct GgmlTypeInfo {
   const char* name;     // ggml's name: "f32", "q4_0", "q4_K", "bf16", ...
   int64_t block;        // elements per block (1 for plain types)
   int64_t block_bytes;  // bytes per block
-  bool readable;        // ggml_dequantize supports it (F32..Q6_K, BF16; not the IQ/TQ types)
-  bool writable;        // ggml_quantize supports it
+  bool readable;        // ggml_dequantize supports it (float, integer, Q4_0..Q8_K; not IQ/TQ/MXFP4)
+  bool writable;        // ggml_quantize supports it (F32, F16, BF16, Q4_0..Q8_0, Q2_K..Q8_K)
 };
 
 // The row of type id T, or nullptr for an id ggml does not define (or this table omits).
@@ -52,9 +52,11 @@ uint64_t ggml_nbytes(GgmlType t, int64_t n);
 void ggml_dequantize(GgmlType t, const uint8_t* src, float* dst, int64_t n);
 
 // Encodes N elements (a multiple of the block) of SRC into DST (ggml_nbytes(t, n) bytes) as
-// ggml's reference quantizer does (quantize_row_*_ref; for k-quants with IMATRIX, a weight
-// per column of length N, the importance-weighted search ggml uses when given one). Throws
-// Error naming the type when it is not writable.
+// ggml's reference quantizer does (quantize_row_*_ref). With IMATRIX (N weights, one per
+// column) Q4_0, Q4_1, Q5_0, Q5_1 and the k-quants use the importance-weighted search ggml
+// uses when given one (quantize_row_*_impl); then N must be one matrix row, since ggml
+// computes the weights from that row's mean square. Q8_0 and Q8_K ignore IMATRIX, as ggml
+// does. Throws Error naming the type when it is not writable.
 void ggml_quantize(GgmlType t, const float* src, uint8_t* dst, int64_t n, const float* imatrix = nullptr);
 
 // Exact encoders from codes already chosen (one row of N elements, N a multiple of 32).
