@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install_deps.sh
 bash scripts/build.sh
+bash scripts/get_models.sh   # SmolLM2-135M into models/ (cached)
 MODEL=tests/fixtures/stories260K/hf
 DATA_DIR="${SQ_DATA_DIR:-../shared/data}"
 mkdir -p out
