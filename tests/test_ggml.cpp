@@ -415,3 +415,22 @@ TEST(GgmlErrors, UnsupportedTypesAndSizes) {
   EXPECT_THROW(ggml_dequantize(GgmlType::Q6_K, buf.data(), f.data(), 300), Error);
   EXPECT_THROW(ggml_dequantize(GgmlType::Q4_0, buf.data(), f.data(), 48), Error);
 }
+
+// Large calls are split over threads (at::parallel_for): same bytes and floats as calls of
+// one super-block each.
+TEST(GgmlRoundTrip, LargeCallsMatchBlockwise) {
+  const int64_t n = 256 * 1024;
+  const auto x = gaussian(n, 13, 0.1f);
+  for (GgmlType t : {GgmlType::Q4_0, GgmlType::Q5_1, GgmlType::Q8_0, GgmlType::Q2_K, GgmlType::Q4_K,
+                     GgmlType::Q6_K, GgmlType::Q8_K, GgmlType::F16, GgmlType::BF16}) {
+    const uint64_t bytes = ggml_nbytes(t, n), per = ggml_nbytes(t, 256);
+    std::vector<uint8_t> whole(bytes), parts(bytes);
+    ggml_quantize(t, x.data(), whole.data(), n);
+    for (int64_t i = 0; i < n / 256; ++i) ggml_quantize(t, x.data() + i * 256, parts.data() + i * per, 256);
+    EXPECT_EQ(first_bad_block(whole, parts, t), -1) << ggml_type_info(t).name;
+    std::vector<float> a(n), b(n);
+    ggml_dequantize(t, whole.data(), a.data(), n);
+    for (int64_t i = 0; i < n / 256; ++i) ggml_dequantize(t, whole.data() + i * per, b.data() + i * 256, 256);
+    EXPECT_EQ(std::memcmp(a.data(), b.data(), n * 4), 0) << ggml_type_info(t).name;
+  }
+}

@@ -332,20 +332,18 @@ float search_signed(int n, int nmax, const float* x, int8_t* L, int rmse_type, c
     }
     return 1 / iscale;
   }
-  auto weight = [&](int i) -> float {
-    if (qw) return qw[i];
-    switch (rmse_type) {
-      case 1: return x[i] * x[i];
-      case 2: return 1;
-      case 3: return std::fabs(x[i]);
-      default: return std::sqrt(std::fabs(x[i]));
-    }
-  };
   bool return_early = false;
   if (rmse_type < 0) {
     rmse_type = -rmse_type;
     return_early = true;
   }
+  SQ_CHECK(n <= 256, "search_signed: group of " << n);
+  float wbuf[256];  // the weights, computed once (same values as ggml computes per use)
+  for (int i = 0; i < n; ++i)
+    wbuf[i] = qw ? qw[i]
+                 : rmse_type == 1 ? x[i] * x[i]
+                                  : rmse_type == 2 ? 1.f : rmse_type == 3 ? std::fabs(x[i]) : std::sqrt(std::fabs(x[i]));
+  auto weight = [&wbuf](int i) { return wbuf[i]; };
   float sumlx = 0, suml2 = 0;
   for (int i = 0; i < n; ++i) {
     int l = nearest_int(iscale * x[i]);
@@ -440,7 +438,10 @@ float search_q3(int n, int nmax, const float* x, int8_t* L) {
 // is null, treats max <= min as flat, and clamps the scaled value before rounding.
 float search_scale_min(int n, int nmax, const float* x, const float* w_in, uint8_t* L, float* the_min,
                        uint8_t* Laux, float rmin, float rdelta, int nstep, bool use_mad, bool legacy_clamp) {
-  auto wt = [&](int i) -> float { return w_in ? w_in[i] : x[i] * x[i]; };
+  SQ_CHECK(n <= 256, "search_scale_min: group of " << n);
+  float wbuf[256];  // the weights, computed once
+  for (int i = 0; i < n; ++i) wbuf[i] = w_in ? w_in[i] : x[i] * x[i];
+  auto wt = [&wbuf](int i) { return wbuf[i]; };
   float min = x[0], max = x[0];
   float sum_w = wt(0);
   float sum_x = sum_w * x[0];
@@ -474,15 +475,17 @@ float search_scale_min(int n, int nmax, const float* x, const float* w_in, uint8
   for (int is = 0; is <= nstep; ++is) {
     iscale = (rmin + rdelta * is + nmax) / (max - min);
     float sum_l = 0, sum_l2 = 0, sum_xl = 0;
-    for (int i = 0; i < n; ++i) {
-      int l;
-      if (legacy_clamp) {
-        l = std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - min))));
-      } else {
+    if (legacy_clamp) {
+      for (int i = 0; i < n; ++i)
+        Laux[i] = static_cast<uint8_t>(std::max(0, std::min(nmax, nearest_int(iscale * (x[i] - min)))));
+    } else {
+      for (int i = 0; i < n; ++i) {
         const float v = iscale * (x[i] - min);
-        l = v > 0 ? nearest_int(std::min(v, static_cast<float>(nmax))) : 0;
+        Laux[i] = static_cast<uint8_t>(v > 0 ? nearest_int(std::min(v, static_cast<float>(nmax))) : 0);
       }
-      Laux[i] = static_cast<uint8_t>(l);
+    }
+    for (int i = 0; i < n; ++i) {
+      const int l = Laux[i];
       const float w = wt(i);
       sum_l += w * l;
       sum_l2 += w * l * l;
