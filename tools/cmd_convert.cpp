@@ -12,6 +12,7 @@
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/formats/model_format.h"
+#include "sliderquant/io/gguf.h"
 #include "sliderquant/model/quantized_weight.h"
 
 namespace sq::cli {
