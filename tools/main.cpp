@@ -125,7 +125,7 @@ int main(int argc, char** argv) {
   // ---- tokenize
   cli::TokenizeArgs tk;
   CLI::App* tok = app.add_subcommand("tokenize", "print the token ids of a text (stdin by default)");
-  tok->add_option("path", tk.path, "model directory, tokenizer folder, tokenizer.model or .gguf file")->required();
+  tok->add_option("path", tk.path, "model directory, tokenizer folder, tokenizer file (tokenizer.model, tokenizer.json) or .gguf")->required();
   CLI::Option* text_opt = tok->add_option("--text", tk.text, "the text (default: read stdin)");
   tok->add_flag("--json", tk.json, "print {\"ids\": [...], \"tokens\": n} instead of plain ids");
   tok->add_flag("--no-special", tk.no_special, "do not add BOS/EOS as the model's config says");

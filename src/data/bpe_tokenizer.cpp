@@ -176,6 +176,8 @@ BpeTokenizer::BpeTokenizer(const BpeConfig& cfg)
       add_prefix_space_(cfg.add_prefix_space),
       template_bos_(cfg.template_bos),
       template_eos_(cfg.template_eos) {
+  pre_splitter_ = cfg.pre_splitter;
+  added_in_list_order_ = cfg.added_in_list_order;
   int64_t size = 0;
   for (const auto& v : cfg.vocab) size = std::max(size, v.second + 1);
   for (const auto& a : cfg.added) size = std::max(size, a.id + 1);
@@ -194,9 +196,9 @@ BpeTokenizer::BpeTokenizer(const BpeConfig& cfg)
   }
   for (int b = 0; b < 256; ++b) {
     auto it = bytes_to_id_.find(std::string(1, static_cast<char>(b)));
-    SQ_CHECK(it != bytes_to_id_.end(), "the vocabulary of " << source_ << " lacks byte 0x" << std::hex << b
-                                                           << ": not a byte-level BPE");
-    byte_id_[b] = it->second;
+    SQ_CHECK(it != bytes_to_id_.end() || cfg.missing_bytes_ok,
+             "the vocabulary of " << source_ << " lacks byte 0x" << std::hex << b << ": not a byte-level BPE");
+    byte_id_[b] = it == bytes_to_id_.end() ? -1 : it->second;
   }
 
   merges_.reserve(cfg.merges.size() * 2);
@@ -223,7 +225,8 @@ BpeTokenizer::BpeTokenizer(const BpeConfig& cfg)
     std::stable_sort(list.begin(), list.end(),
                      [&](int32_t x, int32_t y) { return added_[x].content.size() > added_[y].content.size(); });
 
-  for (const auto& p : cfg.split_regexes) regexes_.push_back(std::make_unique<BpeRegex>(p, source_));
+  if (!pre_splitter_)
+    for (const auto& p : cfg.split_regexes) regexes_.push_back(std::make_unique<BpeRegex>(p, source_));
 }
 
 int64_t BpeTokenizer::token_id(const std::string& token) const {
@@ -294,7 +297,8 @@ std::vector<int32_t> BpeTokenizer::merge_word(std::string_view bytes, bool use_h
 
 void BpeTokenizer::encode_piece(std::string_view piece, Cache& cache, std::vector<int64_t>& out) const {
   if (piece.size() == 1) {
-    out.push_back(byte_id_[static_cast<unsigned char>(piece[0])]);
+    int32_t id = byte_id_[static_cast<unsigned char>(piece[0])];
+    if (id >= 0) out.push_back(id);
     return;
   }
   bool cacheable = piece.size() <= kCacheMaxLen;
@@ -303,7 +307,8 @@ void BpeTokenizer::encode_piece(std::string_view piece, Cache& cache, std::vecto
     key.assign(piece);
     auto it = cache.find(key);
     if (it != cache.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+      for (int32_t id : it->second)
+        if (id >= 0) out.push_back(id);
       return;
     }
   }
@@ -313,7 +318,8 @@ void BpeTokenizer::encode_piece(std::string_view piece, Cache& cache, std::vecto
     if (it != bytes_to_id_.end()) ids.push_back(it->second);
   }
   if (ids.empty()) ids = merge_word(piece, piece.size() >= kHeapFrom);
-  out.insert(out.end(), ids.begin(), ids.end());
+  for (int32_t id : ids)
+    if (id >= 0) out.push_back(id);
   if (cacheable) cache.emplace(std::move(key), std::move(ids));
 }
 
@@ -334,6 +340,13 @@ void BpeTokenizer::encode_segment(std::string_view text, Scratch& sc, Cache& cac
     std::string spaced = " " + std::string(text);
     sc.normalized.swap(spaced);
     text = sc.normalized;
+  }
+  if (pre_splitter_) {
+    std::vector<std::string_view> words;
+    pre_splitter_->split(text, words);
+    for (std::string_view w : words)
+      if (!w.empty()) encode_piece(w, cache, out);
+    return;
   }
   // Each regex stage splits the pieces of the previous one; the last stage's pieces are BPE'd.
   auto run = [&](auto& self, size_t stage, std::string_view piece) -> void {
@@ -364,9 +377,53 @@ bool BpeTokenizer::match_added(const std::string& text, size_t pos, size_t seg_b
   return false;
 }
 
+std::vector<int64_t> BpeTokenizer::encode_partitioned(const std::string& text) const {
+  struct Frag {
+    size_t b, e;
+    int64_t id;  // -1: raw text
+  };
+  std::vector<Frag> frags{{0, text.size(), -1}}, next;
+  for (const BpeAddedToken& t : added_) {
+    next.clear();
+    for (const Frag& f : frags) {
+      if (f.id >= 0) {
+        next.push_back(f);
+        continue;
+      }
+      size_t b = f.b;
+      while (b < f.e) {
+        size_t m = std::string_view(text.data(), f.e).find(t.content, b);
+        if (m == std::string_view::npos) break;
+        size_t le = m;
+        if (t.lstrip)
+          while (le > b && is_space(text[le - 1])) --le;
+        if (le > b) next.push_back({b, le, -1});
+        next.push_back({m, m + t.content.size(), t.id});
+        b = m + t.content.size();
+        if (t.rstrip)
+          while (b < f.e && is_space(text[b])) ++b;
+      }
+      if (b < f.e) next.push_back({b, f.e, -1});
+    }
+    frags.swap(next);
+  }
+  std::vector<int64_t> out;
+  out.reserve(text.size() / 3 + 4);
+  Scratch sc(regexes_);
+  Cache cache;
+  for (const Frag& f : frags) {
+    if (f.id >= 0)
+      out.push_back(f.id);
+    else
+      encode_segment(std::string_view(text).substr(f.b, f.e - f.b), sc, cache, out);
+  }
+  return out;
+}
+
 std::vector<int64_t> BpeTokenizer::encode(const std::string& text) const {
   size_t bad = invalid_utf8_at(text);
   SQ_CHECK(bad == std::string::npos, "cannot tokenize: the text is not valid UTF-8 at byte " << bad);
+  if (added_in_list_order_) return encode_partitioned(text);
   std::vector<int64_t> out;
   out.reserve(text.size() / 3 + 4);
   Scratch sc(regexes_);

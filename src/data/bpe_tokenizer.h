@@ -17,6 +17,14 @@
 
 namespace sq {
 
+// Splits a text into pre-tokens (views into it, in order, covering all of it but possibly
+// dropping nothing). Used instead of split_regexes when set (llama.cpp-compatible splitting).
+class PreSplitter {
+ public:
+  virtual ~PreSplitter() = default;
+  virtual void split(std::string_view text, std::vector<std::string_view>& words) const = 0;
+};
+
 struct BpeAddedToken {
   int64_t id = -1;
   std::string content;  // matched verbatim in the raw text, decoded verbatim
@@ -35,6 +43,14 @@ struct BpeConfig {
   bool nfc = false;               // normalizer NFC
   bool add_prefix_space = false;  // ByteLevel as the only pre-tokenizer
   std::vector<std::string> split_regexes;  // applied in order, Isolated behaviour
+  std::shared_ptr<const PreSplitter> pre_splitter;  // replaces split_regexes when set
+  // Added tokens matched as llama.cpp partitions a text: each token of `added` in list order
+  // (the caller sorts them, longest first) takes every occurrence in the raw fragments left
+  // by the tokens before it; instead of leftmost-longest matching.
+  bool added_in_list_order = false;
+  // Byte tokens missing from the vocabulary are dropped from the output (as llama.cpp does)
+  // instead of refusing the vocabulary.
+  bool missing_bytes_ok = false;
   // TemplateProcessing post-processor: the special tokens before / after the text ("" = none).
   std::string template_bos, template_eos;
 };
@@ -87,6 +103,9 @@ class BpeTokenizer : public Tokenizer {
   bool nfc_ = false;
   bool add_prefix_space_ = false;
   std::vector<std::unique_ptr<BpeRegex>> regexes_;
+  std::shared_ptr<const PreSplitter> pre_splitter_;
+  bool added_in_list_order_ = false;
+  std::vector<int64_t> encode_partitioned(const std::string& text) const;
   std::string template_bos_, template_eos_;
 };
 

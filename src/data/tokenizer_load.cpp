@@ -1,7 +1,8 @@
 // data/tokenizer_load: load_tokenizer(PATH) picks the implementation from the files in a
 // model directory (or a tokenizer file) and applies the model's own BOS/EOS settings:
 // ids from config.json (bos_token_id / eos_token_id) over the tokenizer's, add_bos /
-// add_eos from tokenizer_config.json (add_bos_token / add_eos_token). SentencePiece for
+// add_eos from tokenizer_config.json (add_bos_token / add_eos_token). A .gguf file: its
+// tokenizer.ggml.* metadata (gguf_tokenizer.cpp). SentencePiece for
 // tokenizer.model; byte-level BPE for tokenizer.json[.xz] (preferred to tokenizer.model only
 // when it is byte-level) or GPT-2's encoder.json + vocab.bpe.
 #include <nlohmann/json.hpp>
@@ -9,6 +10,8 @@
 #include "bpe_tokenizer.h"
 #include "sentencepiece.h"
 #include "sliderquant/core/error.h"
+#include "sliderquant/data/gguf_tokenizer.h"
+#include "sliderquant/io/gguf.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/data/tokenizer.h"
 
@@ -109,6 +112,8 @@ std::string tokenizer_json_in(const std::string& dir) {
 std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
   SQ_CHECK(!path.empty(), "no tokenizer path given");
   SQ_CHECK(path_exists(path), "tokenizer path not found: " << path);
+  if (!is_directory(path) && (ends_with(path, ".gguf") || is_gguf_file(path)))
+    return load_gguf_tokenizer(*GgufFile::open(path));
 
   std::string dir;
   std::string spm_path, bpe_json, gpt2_encoder;
