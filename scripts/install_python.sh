@@ -1,16 +1,32 @@
 #!/usr/bin/env bash
 # Creates .venv (the Python of tests and benchmarks; sliderquant itself never runs Python)
-# and installs requirements-test.txt into it. pip keeps its cache (downloads and the
-# llama-cpp-python wheel it builds from source, ~10 min on 2 cores the first time) in
-# $PIP_CACHE_DIR or ~/.cache/pip, so later runs install in seconds.
+# and installs requirements-test.txt into it.
+#
+# llama-cpp-python is built from source. It is built portable (x86-64 with AVX2/FMA/F16C, no
+# -march=native): a native build enables AMX on Xeons whose virtual machines do not grant it
+# (SIGILL in the first matmul) and a wheel built on one CPU must run on the next CI machine.
+# The wheel is cached in $SQ_CACHE_DIR/wheels/<hash of version and build flags> (default
+# ~/.cache/sliderquant), so it is built once (about 10 minutes on 2 cores); pip's own cache
+# ($PIP_CACHE_DIR or ~/.cache/pip) keeps the downloads.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SQ_VENV:-.venv}"
 PY="${PYTHON:-python3}"
+CACHE="${SQ_CACHE_DIR:-$HOME/.cache/sliderquant}"
 if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
-# The wheel is built for this machine's CPU (llama.cpp's default native build).
-export CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}"
-"$VENV/bin/python" -m pip install -q --disable-pip-version-check -r requirements-test.txt
-"$VENV/bin/python" -c "import gguf, llama_cpp; print('python test deps: gguf', gguf.__version__ if hasattr(gguf, '__version__') else '0.19.0', '/ llama-cpp-python', llama_cpp.__version__)"
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
+LLAMA_REQ=$(grep -E '^llama-cpp-python==' requirements-test.txt | cut -d' ' -f1)
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
+KEY=$(printf '%s %s' "$LLAMA_REQ" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-16)
+WHEELS="$CACHE/wheels/$KEY"
+if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  echo "building $LLAMA_REQ ($LLAMA_CMAKE_ARGS) into $WHEELS, once"
+  mkdir -p "$WHEELS"
+  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
+    "${PIP[@]}" wheel -q --no-deps --no-cache-dir "$LLAMA_REQ" -w "$WHEELS.tmp"
+  mv "$WHEELS.tmp"/llama_cpp_python-*.whl "$WHEELS"/ && rm -rf "$WHEELS.tmp"
+fi
+"${PIP[@]}" install -q --find-links "$WHEELS" -r requirements-test.txt
+"$VENV/bin/python" -c "import gguf, llama_cpp; print('test Python ready:', llama_cpp.__version__, llama_cpp.llama_print_system_info().decode().strip())"

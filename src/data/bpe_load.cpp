@@ -129,6 +129,9 @@ void parse_model(const json& m, BpeConfig& cfg) {
 BpeConfig config_from_json(const json& j, const std::string& source) {
   BpeConfig cfg;
   cfg.source = source;
+  // A byte the vocabulary lacks (SmolLM2 has no token for 0x04) is dropped from the text, as
+  // Hugging Face's BPE does without an unk_token (and llama.cpp does for the same vocabulary).
+  cfg.missing_bytes_ok = true;
   try {
     parse_model(j.at("model"), cfg);
     parse_normalizer(j.value("normalizer", json()), cfg);

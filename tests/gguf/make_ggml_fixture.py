@@ -23,7 +23,7 @@ Files (all little-endian):
   <type>.rand.q        random but valid blocks; <type>.rand.deq.f32 their reference decoding
   manifest.json        what was written and by whom
 
-Usage: /work/cache/venv/bin/python tests/gguf/make_ggml_fixture.py [out_dir]
+Usage: .venv/bin/python tests/gguf/make_ggml_fixture.py [out_dir]
 """
 import ctypes
 import json
