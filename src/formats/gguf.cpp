@@ -312,10 +312,12 @@ GgmlType float_type(c10::ScalarType t) {
 
 // llama.cpp's fallback when a row is not a multiple of a k-quant's 256-element super-block
 // (llama-quantize does the same; the IQ4_NL it picks for 2/3-bit has no writer here, so
-// Q4_0, its nearest 4.5-bit relative, stands in and the report says so).
+// Q4_0, its nearest 4.5-bit relative, stands in and the report says so). Rows that fit no
+// 32-element block at all (stories260K's 172) become F16, as llama-quantize's last resort.
 GgmlType fallback_type(GgmlType t, int64_t row) {
   const GgmlTypeInfo& ti = ggml_type_info(t);
   if (row % ti.block == 0) return t;
+  if (row % 32 != 0) return GgmlType::F16;
   switch (t) {
     case GgmlType::Q2_K: case GgmlType::Q3_K: return GgmlType::Q4_0;
     case GgmlType::Q4_K: return GgmlType::Q5_0;

@@ -35,9 +35,18 @@ const ModelFormat* try_detect_format(const std::string& dir) {
   return nullptr;
 }
 
+namespace {
+// A path that is neither a model directory nor a GGUF file: say which it is.
+void check_model_path(const std::string& path) {
+  SQ_CHECK(path_exists(path), "model " << path << " does not exist");
+  if (!is_directory(path))
+    SQ_FAIL(path << " is a file but not a GGUF file (no GGUF magic); a model is a directory or a .gguf file");
+}
+}  // namespace
+
 const ModelFormat& detect_format(const std::string& dir) {
   if (const ModelFormat* f = try_detect_format(dir)) return *f;
-  SQ_CHECK(path_exists(dir), "model directory " << dir << " does not exist");
+  check_model_path(dir);
   std::ostringstream rules;
   for (const ModelFormat& f : format_registry())
     rules << (rules.tellp() > 0 ? "; " : "") << f.name << ": " << f.looks_for;
@@ -48,6 +57,7 @@ Model load_any_model(const std::string& dir) { return detect_format(dir).read(di
 
 ModelConfig load_any_config(const std::string& path) {
   if (is_gguf_file(path)) return formats::gguf_config(path);
+  check_model_path(path);
   return load_model_config(path);
 }
 

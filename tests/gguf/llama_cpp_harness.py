@@ -11,7 +11,7 @@ Perplexity follows sliderquant's GPTQ protocol on the SAME token ids: the ids ar
 consecutive windows of L tokens (a trailing partial window is dropped), each window is run
 alone from an empty cache with batch = window, and the mean negative log-likelihood of
 tokens 1..L-1 of every window given the tokens before it is exponentiated.
-Any failure (llama_cpp missing, model refused) exits non-zero with one line on stderr.
+The K/V cache is float32 (llama.cpp defaults to float16). Any failure (llama_cpp missing, model refused) exits non-zero with one line on stderr.
 """
 import argparse
 import json
@@ -26,7 +26,10 @@ def load(path, n_ctx, threads, vocab_only=False):
         sys.exit(f"llama_cpp_harness: llama-cpp-python is not importable ({e}); run scripts/install_python.sh")
     return Llama(model_path=path, n_ctx=max(n_ctx, 8), n_batch=max(n_ctx, 8), n_ubatch=max(n_ctx, 8),
                  logits_all=not vocab_only, vocab_only=vocab_only, n_threads=threads,
-                 n_threads_batch=threads, verbose=False, seed=0)
+                 n_threads_batch=threads, verbose=False, seed=0,
+                 # float32 K/V cache (llama.cpp's default is float16): the comparison is of the
+                 # weights' arithmetic, not of a cache rounding sliderquant does not do
+                 type_k=0, type_v=0)
 
 
 def run_window(llm, ids):

@@ -146,6 +146,14 @@ def f32_models():
     models = [("stories260K", STORIES)]
     for fam in ("llama", "qwen2", "qwen3", "mistral"):
         models.append((f"synthetic-{fam}", synth(fam, path(f"synth-{fam}"))))
+    # Llama 3.1-style RoPE rescaling: written by us as rope_freqs, read by llama.cpp.
+    d = synth("llama", path("synth-llama3"))
+    cfg = json.load(open(os.path.join(d, "config.json")))
+    cfg["rope_scaling"] = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+                           "original_max_position_embeddings": 8192}
+    cfg["rope_theta"] = 500000.0
+    json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
+    models.append(("synthetic-llama3.1-rope", d))
     return models
 
 
