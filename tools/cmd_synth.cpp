@@ -5,6 +5,8 @@
 
 #include <cstdlib>
 
+#include <filesystem>
+
 #include "commands.h"
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/log.h"
@@ -24,7 +26,7 @@ int cmd_synth(const SynthArgs& a, const CommonArgs& common) {
   o.tokenizer_from = a.tokenizer;
   if (path_exists(a.out) && !a.force)
     throw UsageError(a.out + " already exists (use --force to replace it)");
-  check_writable_file(a.out, "output");
+  if (!path_exists(a.out)) check_writable_file(a.out, "output");  // an existing OUT is replaced (--force)
   std::string tmp = a.out + ".tmp." + std::to_string(::getpid());
   SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
   SQ_INFO("writing a " << c.architecture << " (" << a.preset << ", " << c.param_count() << " parameters, seed "
@@ -32,10 +34,15 @@ int cmd_synth(const SynthArgs& a, const CommonArgs& common) {
   try {
     write_synthetic_model(tmp, c, o);
   } catch (...) {
-    std::system(("rm -rf '" + tmp + "'").c_str());
+    std::error_code ec;  // best effort: the error being thrown matters more
+    std::filesystem::remove_all(tmp, ec);
     throw;
   }
-  if (path_exists(a.out)) SQ_CHECK(std::system(("rm -rf '" + a.out + "'").c_str()) == 0, "cannot remove " << a.out);
+  if (path_exists(a.out)) {
+    std::error_code ec;
+    std::filesystem::remove_all(a.out, ec);
+    SQ_CHECK(!ec, "cannot remove " << a.out << ": " << ec.message());
+  }
   SQ_CHECK(std::rename(tmp.c_str(), a.out.c_str()) == 0, "cannot rename " << tmp << " to " << a.out);
   return 0;
 }

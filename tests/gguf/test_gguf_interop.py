@@ -201,7 +201,14 @@ def case_quantized():
         check(abs(ours_g - ours_dir) / ours_dir < 1e-4 if t in ("q4_0", "q8_0") else abs(ours_g - ours_dir) / ours_dir < 1e-3,
               f"{recipe}: our perplexity of the GGUF equals that of the quantized directory")
         check(abs(l - ours_g) / ours_g < 0.005, f"{recipe}: llama.cpp's perplexity within 0.5% of ours")
-    # A group-128-like grid GGUF cannot hold: refused, then re-quantized when asked.
+    # quantize --format gguf writes the same file in one step.
+    one = path("one-step.gguf")
+    sq("quantize", STORIES, "--recipe", "stories-rtn-q4_0", "--out", one, "--calib", calib, "--format", "gguf", "--force")
+    import gguf
+    ta = {t.name: (t.tensor_type, bytes(t.data)) for t in gguf.GGUFReader(one).tensors}
+    tb = {t.name: (t.tensor_type, bytes(t.data)) for t in gguf.GGUFReader(path("stories-rtn-q4_0.gguf")).tensors}
+    check(ta == tb, "quantize --format gguf writes the same tensors as quantize + export")
+    # A grid GGUF cannot hold (per-channel): refused, then re-quantized when asked.
     q = path("stories-gptq-w4-pc")
     sq("quantize", STORIES, "--recipe", "stories-gptq-w4-pc", "--out", q, "--calib", calib, "--force")
     p = sq("export", q, "--format", "gguf", "--out", path("refused.gguf"), expect=1)
