@@ -85,7 +85,7 @@ TEST(Cli, ErrorsAreOneLineAndExitOne) {
       {"eval " + kModel + " --ppl no-such-set", "unknown dataset"},
       {"eval " + kModel + " --ppl " + kText + " --json /nonexistent/dir/r.json", "/nonexistent/dir"},
       {"inspect " + dir, "config.json"},
-      {"inspect " + dir + "/bad.safetensors", "does not exist"},
+      {"inspect " + dir + "/bad.safetensors", "not a GGUF file"},
   };
   for (const Case& c : cases) {
     CliRun r = run(c.args);

@@ -182,11 +182,11 @@ TEST(Formats, RegistryTableAndLookup) {
     EXPECT_TRUE(f.detect && f.read && f.write && f.describe && f.cannot_store && f.cannot_store_mixed) << f.name;
     EXPECT_EQ(&find_format(f.name), &f);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"native", "hf"}));  // detection order: the specific one first
-  const std::string msg = error_of([] { find_format("gguf"); });
-  EXPECT_TRUE(contains(msg, "unknown model format 'gguf'")) << msg;
-  EXPECT_TRUE(contains(msg, "native, hf")) << msg;
-  EXPECT_THROW(find_format("gguf"), UsageError);
+  EXPECT_EQ(names, (std::vector<std::string>{"native", "hf", "gguf"}));  // detection order: the specific one first
+  const std::string msg = error_of([] { find_format("no-such-format"); });
+  EXPECT_TRUE(contains(msg, "unknown model format 'no-such-format'")) << msg;
+  EXPECT_TRUE(contains(msg, "native, hf, gguf")) << msg;
+  EXPECT_THROW(find_format("no-such-format"), UsageError);
 }
 
 // Every row x every quantizer output: exact round trip or a named refusal.
@@ -213,6 +213,19 @@ TEST(Formats, EveryFormatRoundTripsOrRefusesEveryQuantizer) {
       f.write(m, r.quantized, r.mixed, out, {});
       EXPECT_EQ(detect_format(out).name, std::string(f.name));
       const Model back = f.read(out);
+      if (std::string(f.name) == "gguf") {
+        // GGUF is read dequantized (llama.cpp's blocks are not our QTensor): the weights come
+        // back as the grid's values, exact up to the fp16 block minimum of Q4_1 / Q5_1.
+        for (const auto& [n, q] : r.quantized) {
+          const Linear* l = find_linear(back, n);
+          ASSERT_NE(l, nullptr) << n;
+          const at::Tensor want = q.dequantize();
+          EXPECT_LE(l->effective_weight().sub(want).abs().max().item<double>(),
+                    1e-3 * want.abs().max().item<double>()) << n;
+        }
+        ++exact;
+        continue;
+      }
       for (const auto& [n, q] : r.quantized) {
         const Linear* l = find_linear(back, n);
         ASSERT_NE(l, nullptr) << n;
@@ -234,9 +247,10 @@ TEST(Formats, EveryFormatRoundTripsOrRefusesEveryQuantizer) {
       expect_same_plain_tensors(m, back, out);
       ++exact;
     }
-  // native stores every quantizer output but the ragged grouping; hf stores none of them.
-  EXPECT_EQ(exact, int(spread.size()) - 1);
-  EXPECT_EQ(refused, int(spread.size()) + 1);
+  // native stores every quantizer output but the ragged grouping; hf stores none of them;
+  // gguf stores w5g32 (Q5_1) only.
+  EXPECT_EQ(exact, int(spread.size()) - 1 + 1);
+  EXPECT_EQ(refused, int(spread.size()) + 1 + int(spread.size()) - 1);
 }
 
 TEST(Formats, HfWritesTheFullPrecisionModelAndRefusesWhatItCannotHold) {

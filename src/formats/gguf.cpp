@@ -435,6 +435,7 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
   const GgmlType rq = requant ? ggml_type_from_name(opts.requant_type) : GgmlType::F32;
   if (requant)
     SQ_CHECK(ggml_type_info(rq).writable, kName << ": --gguf-type " << opts.requant_type << " cannot be written");
+  if (!requant) check_storable(gguf_format(), quantized, mixed);  // names the first refusal, before any work
   for (const auto& [name, q] : quantized) SQ_CHECK(!mixed.count(name), name << " is both a quantized and a mixed-precision linear");
   if (c.family == "mistral" && c.sliding_window > 0 && c.sliding_window < c.max_position_embeddings)
     SQ_INFO("warning: llama.cpp runs Mistral as llama without its sliding window of " << c.sliding_window
