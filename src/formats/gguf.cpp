@@ -8,8 +8,8 @@
 //
 // Write: one file, `general.*` and the family keys llama.cpp reads, the tokenizer metadata,
 // and the tensors in ggml order. A linear quantized onto a grid GGUF has (groups of 32:
-// symmetric 4/5/8-bit -> Q4_0 / Q5_0 / Q8_0, asymmetric 4/5-bit -> Q4_1 / Q5_1) is encoded
-// from its own codes; anything else is refused unless a re-quantization type is given
+// symmetric 4/5/8-bit -> Q4_0 / Q5_0 / Q8_0, asymmetric 4/5-bit -> Q4_1 / Q5_1, and every
+// ggml grid format q4_0..q6_k as its own type, bit for bit) is encoded from its own codes; anything else is refused unless a re-quantization type is given
 // (FormatWriteOptions::requant_type, `--gguf-type`), in which case its dequantized weight is
 // quantized onto that type with ggml's reference quantizer and the added error reported.
 #include <ATen/ops/arange.h>
@@ -31,6 +31,7 @@
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/arch.h"
 #include "sliderquant/model/quantized_weight.h"
+#include "sliderquant/quant/ggml_grid.h"
 
 namespace sq::formats {
 namespace {
@@ -261,6 +262,18 @@ bool detect(const std::string& path) { return is_gguf_file(path); }
 
 // The GGUF type that holds Q's grid exactly, or nullopt-like false.
 bool exact_type(const QTensor& q, GgmlType& t, std::string& why) {
+  if (q.format.ggml()) {  // a ggml grid format: its own type, whatever the fields
+    if (q.g_idx.defined()) {
+      why = "a ggml grid with a group index";
+      return false;
+    }
+    if (q.in_features() % q.format.super_block() != 0) {
+      why = "rows of " + std::to_string(q.in_features()) + " are not whole " + q.format.name() + " blocks";
+      return false;
+    }
+    t = static_cast<GgmlType>(ggml_grid_type_id(q.format.grid));
+    return true;
+  }
   if (q.format.dsq) {
     why = "dual-scale (DSQ) codes have no GGUF type";
     return false;
@@ -370,7 +383,13 @@ QTensor permute_qtensor(const QTensor& q, int64_t heads) {
   QTensor r = q;
   r.codes = permute_rows(q.codes, heads);
   r.scales = permute_rows(q.scales, heads);
-  r.zeros = permute_rows(q.zeros, heads);
+  auto rows = [&](const at::Tensor& x) { return x.defined() ? permute_rows(x, heads) : x; };
+  r.zeros = rows(q.zeros);
+  r.mins = rows(q.mins);
+  r.sub_scales = rows(q.sub_scales);
+  r.sub_mins = rows(q.sub_mins);
+  r.super_d = rows(q.super_d);
+  r.super_dmin = rows(q.super_dmin);
   return r;
 }
 
@@ -472,6 +491,12 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
       it.type = et;
       it.how = "exact";
       it.reference = [q] { return q.dequantize(); };
+      if (q.format.ggml()) {
+        const std::string what = l.name;
+        it.encode = [q, what](std::vector<uint8_t>& b) { b = ggml_grid_encode(q, what); };
+        items.push_back(std::move(it));
+        return;
+      }
       it.encode = [q, et](std::vector<uint8_t>& b) {
         const int64_t rows = q.out_features(), cols = q.in_features();
         at::Tensor codes = q.codes.cpu().contiguous();

@@ -23,8 +23,9 @@ const std::vector<std::string>& native_known_features() {
   // dsq: DSQ linears (dsq_r, col_scale); mixed: two-width linears (hi_cols, .hi, .lo);
   // norm_bias: post_attention_layernorm.bias / model.norm.bias tensors; activations,
   // activation_clip, kv_cache, online_transforms: the quantization_config.json sections.
+  // ggml_grid: linears on ggml block grids (q4_1/q5_1 mins, k-quant sub-block integers).
   static const std::vector<std::string> known = {"dsq",         "mixed",           "norm_bias",        "activations",
-                                                 "activation_clip", "kv_cache", "online_transforms"};
+                                                 "activation_clip", "kv_cache", "online_transforms", "ggml_grid"};
   return known;
 }
 
@@ -40,6 +41,9 @@ std::string format_problem(const QFormat& f, int64_t in) {
   if (f.dsq && (f.bits > 3 || f.symmetric)) return "a DSQ format needs 2 or 3 bits and no 's'";
   if (f.group_size == 0 || f.group_size < -1)
     return "group size " + std::to_string(f.group_size) + " (-1 for per-channel or a positive size)";
+  if (f.ggml() && in % f.super_block() != 0)
+    return "in_features " + std::to_string(in) + " is not a multiple of the " + f.name() + " block of " +
+           std::to_string(f.super_block());
   if (f.group_size > 0 && in % f.group_size != 0)
     return "in_features " + std::to_string(in) + " is not a multiple of group size " + std::to_string(f.group_size) +
            " (ragged groups are not stored)";
@@ -49,12 +53,14 @@ std::string format_problem(const QFormat& f, int64_t in) {
 std::string cannot_store(const QTensor& q) {
   if (!q.codes.defined() || q.codes.dim() != 2) return "it has no [out, in] codes";
   if (q.format.dsq && q.g_idx.defined()) return "a DSQ format stores no g_idx";
+  if (q.format.ggml() && q.g_idx.defined()) return "a ggml grid stores no g_idx";
   return format_problem(q.format, q.in_features());
 }
 
 std::string cannot_store_mixed(const MixedQTensor& q) {
   if (!q.hi_cols.defined() || !q.hi.codes.defined() || !q.lo.codes.defined()) return "a part or hi_cols is missing";
   if (q.hi.format.dsq || q.lo.format.dsq) return "a DSQ format in a part (mixed parts take uniform formats)";
+  if (q.hi.format.ggml() || q.lo.format.ggml()) return "a ggml grid in a part (mixed parts take uniform formats)";
   if (std::string why = cannot_store(q.hi); !why.empty()) return "hi part: " + why;
   if (std::string why = cannot_store(q.lo); !why.empty()) return "lo part: " + why;
   return "";
@@ -72,7 +78,9 @@ std::set<std::string> features_in(const nlohmann::json& qc) {
       used.insert("mixed");
     } else if (e.contains("format") && e["format"].is_string()) {
       try {
-        if (QFormat::parse(e["format"].get<std::string>()).dsq) used.insert("dsq");
+        const QFormat f = QFormat::parse(e["format"].get<std::string>());
+        if (f.dsq) used.insert("dsq");
+        if (f.ggml()) used.insert("ggml_grid");
       } catch (const Error&) {
         // a bad format string is reported by the reader, naming the tensor
       }

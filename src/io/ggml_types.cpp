@@ -1272,4 +1272,198 @@ double ggml_encode_codes(GgmlType t, const uint8_t* codes, const float* scale, c
   return worst;
 }
 
+// ---- block fields both ways -------------------------------------------------------------
+int64_t ggml_sub_block(GgmlType t) {
+  return t == GgmlType::Q2_K || t == GgmlType::Q3_K || t == GgmlType::Q6_K ? 16 : 32;
+}
+
+namespace {
+
+// Element e of a 2-bit plane layout (Q2_K qs, Q3_K low bits): byte 32*(e/128) + e%32, shift 2*((e%128)/32).
+inline int plane2(const uint8_t* qs, int e) { return (qs[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3; }
+
+void fields_check(bool ok, GgmlType t, int64_t blk, const char* what) {
+  SQ_CHECK(ok, "ggml_encode_fields (" << ggml_type_info(t).name << "): block " << blk << ": " << what);
+}
+
+}  // namespace
+
+void ggml_decode_fields(GgmlType t, const uint8_t* src, int64_t n, uint8_t* codes, float* d, float* dmin, int8_t* sc,
+                        int8_t* mn) {
+  const GgmlTypeInfo& info = checked(t, n, "decoding fields of");
+  const int64_t nb = n / info.block, bb = info.block_bytes;
+  for (int64_t i = 0; i < nb; ++i) {
+    const uint8_t* b = src + i * bb;
+    uint8_t* c = codes + i * info.block;
+    switch (t) {
+      case GgmlType::Q4_0:
+      case GgmlType::Q4_1: {
+        const int off = t == GgmlType::Q4_0 ? 2 : 4;
+        d[i] = rd_half(b);
+        if (t == GgmlType::Q4_1) dmin[i] = rd_half(b + 2);
+        for (int j = 0; j < 16; ++j) c[j] = b[off + j] & 0xF, c[j + 16] = b[off + j] >> 4;
+        break;
+      }
+      case GgmlType::Q5_0:
+      case GgmlType::Q5_1: {
+        const int off = t == GgmlType::Q5_0 ? 2 : 4;
+        d[i] = rd_half(b);
+        if (t == GgmlType::Q5_1) dmin[i] = rd_half(b + 2);
+        uint32_t qh;
+        std::memcpy(&qh, b + off, 4);
+        const uint8_t* qs = b + off + 4;
+        for (int j = 0; j < 16; ++j) {
+          c[j] = static_cast<uint8_t>((qs[j] & 0xF) | (((qh >> j) << 4) & 0x10));
+          c[j + 16] = static_cast<uint8_t>((qs[j] >> 4) | ((qh >> (j + 12)) & 0x10));
+        }
+        break;
+      }
+      case GgmlType::Q8_0:
+        d[i] = rd_half(b);
+        for (int j = 0; j < 32; ++j) c[j] = static_cast<uint8_t>(static_cast<int8_t>(b[2 + j]) + 128);
+        break;
+      case GgmlType::Q2_K:
+        d[i] = rd_half(b + 80);
+        dmin[i] = rd_half(b + 82);
+        for (int j = 0; j < 16; ++j) sc[16 * i + j] = b[j] & 0xF, mn[16 * i + j] = b[j] >> 4;
+        for (int e = 0; e < kQKK; ++e) c[e] = static_cast<uint8_t>(plane2(b + 16, e));
+        break;
+      case GgmlType::Q3_K:
+        d[i] = rd_half(b + 108);
+        for (int j = 0; j < 16; ++j) sc[16 * i + j] = static_cast<int8_t>(k3_scale(j, b + 96));
+        for (int e = 0; e < kQKK; ++e)
+          c[e] = static_cast<uint8_t>(plane2(b + 32, e) | (((b[e % 32] >> (e / 32)) & 1) << 2));
+        break;
+      case GgmlType::Q4_K:
+      case GgmlType::Q5_K: {
+        d[i] = rd_half(b);
+        dmin[i] = rd_half(b + 2);
+        for (int j = 0; j < 8; ++j) {
+          uint8_t s6, m6;
+          k4_scale_min(j, b + 4, s6, m6);
+          sc[8 * i + j] = static_cast<int8_t>(s6);
+          mn[8 * i + j] = static_cast<int8_t>(m6);
+        }
+        const bool five = t == GgmlType::Q5_K;
+        const uint8_t* qs = b + (five ? 48 : 16);
+        for (int e = 0; e < kQKK; ++e) {
+          const int cc = e / 64, hi = (e % 64) / 32, l = e % 32;
+          int q = hi ? qs[32 * cc + l] >> 4 : qs[32 * cc + l] & 0xF;
+          if (five && ((b[16 + l] >> (2 * cc + hi)) & 1)) q += 16;
+          c[e] = static_cast<uint8_t>(q);
+        }
+        break;
+      }
+      case GgmlType::Q6_K: {
+        d[i] = rd_half(b + 208);
+        for (int j = 0; j < 16; ++j) sc[16 * i + j] = static_cast<int8_t>(b[192 + j]);
+        for (int e = 0; e < kQKK; ++e) {
+          const int cc = e / 128, k = (e % 128) / 32, l = e % 32;
+          const uint8_t lo = b[64 * cc + l + (k & 1) * 32];
+          const int low = k < 2 ? lo & 0xF : lo >> 4;
+          c[e] = static_cast<uint8_t>(low | (((b[128 + 32 * cc + l] >> (2 * k)) & 3) << 4));
+        }
+        break;
+      }
+      default: SQ_FAIL("ggml_decode_fields: ggml type " << info.name << " has no code fields here");
+    }
+  }
+}
+
+void ggml_encode_fields(GgmlType t, const uint8_t* codes, const float* d, const float* dmin, const int8_t* sc,
+                        const int8_t* mn, int64_t n, uint8_t* dst) {
+  const GgmlTypeInfo& info = checked(t, n, "encoding fields of");
+  const int64_t nb = n / info.block, bb = info.block_bytes;
+  auto half_ok = [&](float v) { return std::isfinite(v) && as_half(v) == v; };
+  for (int64_t i = 0; i < nb; ++i) {
+    uint8_t* b = dst + i * bb;
+    const uint8_t* c = codes + i * info.block;
+    std::memset(b, 0, static_cast<size_t>(bb));
+    int qmax = 0;
+    switch (t) {
+      case GgmlType::Q4_0: case GgmlType::Q4_1: case GgmlType::Q4_K: qmax = 15; break;
+      case GgmlType::Q5_0: case GgmlType::Q5_1: case GgmlType::Q5_K: qmax = 31; break;
+      case GgmlType::Q8_0: qmax = 255; break;
+      case GgmlType::Q2_K: qmax = 3; break;
+      case GgmlType::Q3_K: qmax = 7; break;
+      case GgmlType::Q6_K: qmax = 63; break;
+      default: SQ_FAIL("ggml_encode_fields: ggml type " << info.name << " has no code fields here");
+    }
+    for (int64_t e = 0; e < info.block; ++e) fields_check(c[e] <= qmax, t, i, "a code exceeds the type's range");
+    fields_check(half_ok(d[i]), t, i, "d is not an fp16 value");
+    const bool has_min = t == GgmlType::Q4_1 || t == GgmlType::Q5_1 || t == GgmlType::Q2_K || t == GgmlType::Q4_K ||
+                         t == GgmlType::Q5_K;
+    if (has_min) fields_check(half_ok(dmin[i]), t, i, "dmin (or m) is not an fp16 value");
+    switch (t) {
+      case GgmlType::Q4_0: wr_half(b, d[i]); pack_nibbles(c, b + 2); break;
+      case GgmlType::Q4_1: wr_half(b, d[i]); wr_half(b + 2, dmin[i]); pack_nibbles(c, b + 4); break;
+      case GgmlType::Q5_0: wr_half(b, d[i]); pack_5bit(c, b + 2, b + 6); break;
+      case GgmlType::Q5_1: wr_half(b, d[i]); wr_half(b + 2, dmin[i]); pack_5bit(c, b + 4, b + 8); break;
+      case GgmlType::Q8_0:
+        wr_half(b, d[i]);
+        for (int j = 0; j < 32; ++j) b[2 + j] = static_cast<uint8_t>(static_cast<int8_t>(c[j] - 128));
+        break;
+      case GgmlType::Q2_K:
+        for (int j = 0; j < 16; ++j) {
+          const int s = sc[16 * i + j], m = mn[16 * i + j];
+          fields_check(s >= 0 && s <= 15 && m >= 0 && m <= 15, t, i, "a sub-block scale or min is not 0..15");
+          b[j] = static_cast<uint8_t>(s | (m << 4));
+        }
+        pack_2bit(c, b + 16);
+        wr_half(b + 80, d[i]);
+        wr_half(b + 82, dmin[i]);
+        break;
+      case GgmlType::Q3_K: {
+        int l6[16];
+        for (int j = 0; j < 16; ++j) {
+          const int s = sc[16 * i + j];
+          fields_check(s >= -32 && s <= 31, t, i, "a sub-block scale is not -32..31");
+          l6[j] = s + 32;
+        }
+        k3_pack(l6, b + 96);
+        uint8_t low[kQKK];
+        for (int e = 0; e < kQKK; ++e) {
+          if (c[e] > 3) b[e % 32] = static_cast<uint8_t>(b[e % 32] | (1 << (e / 32)));
+          low[e] = c[e] & 3;
+        }
+        pack_2bit(low, b + 32);
+        wr_half(b + 108, d[i]);
+        break;
+      }
+      case GgmlType::Q4_K:
+      case GgmlType::Q5_K: {
+        uint8_t ls[8], lm[8];
+        for (int j = 0; j < 8; ++j) {
+          const int s = sc[8 * i + j], m = mn[8 * i + j];
+          fields_check(s >= 0 && s <= 63 && m >= 0 && m <= 63, t, i, "a sub-block scale or min is not 0..63");
+          ls[j] = static_cast<uint8_t>(s);
+          lm[j] = static_cast<uint8_t>(m);
+        }
+        wr_half(b, d[i]);
+        wr_half(b + 2, dmin[i]);
+        k4_pack(ls, lm, b + 4);
+        const bool five = t == GgmlType::Q5_K;
+        uint8_t* qs = b + (five ? 48 : 16);
+        for (int e = 0; e < kQKK; ++e) {
+          const int cc = e / 64, hi = (e % 64) / 32, l = e % 32;
+          qs[32 * cc + l] = static_cast<uint8_t>(qs[32 * cc + l] | ((c[e] & 0xF) << (4 * hi)));
+          if (five && c[e] > 15) b[16 + l] = static_cast<uint8_t>(b[16 + l] | (1 << (2 * cc + hi)));
+        }
+        break;
+      }
+      case GgmlType::Q6_K:
+        for (int j = 0; j < 16; ++j) b[192 + j] = static_cast<uint8_t>(sc[16 * i + j]);
+        for (int e = 0; e < kQKK; ++e) {
+          const int cc = e / 128, k = (e % 128) / 32, l = e % 32;
+          uint8_t& lo = b[64 * cc + l + (k & 1) * 32];
+          lo = static_cast<uint8_t>(lo | ((c[e] & 0xF) << (k < 2 ? 0 : 4)));
+          b[128 + 32 * cc + l] = static_cast<uint8_t>(b[128 + 32 * cc + l] | ((c[e] >> 4) << (2 * k)));
+        }
+        wr_half(b + 208, d[i]);
+        break;
+      default: break;
+    }
+  }
+}
+
 }  // namespace sq

@@ -15,7 +15,7 @@
 namespace sq {
 
 std::vector<std::string> synthetic_presets() {
-  std::vector<std::string> r = {"tiny"};
+  std::vector<std::string> r = {"tiny", "tiny256"};
   for (const ArchSpec* a : arch_registry())
     for (const ShapePreset& p : a->presets) r.push_back(p.name);
   return r;
@@ -29,6 +29,10 @@ ModelConfig synthetic_config(const std::string& family_in, const std::string& pr
     if (family.empty()) family = "llama";
     c.hidden_size = 64; c.intermediate_size = 128; c.num_layers = 2; c.num_heads = 4; c.num_kv_heads = 2;
     c.head_dim = 16; c.vocab_size = 512; c.max_position_embeddings = 256;
+  } else if (preset == "tiny256") {  // any family; rows fill whole 256-wide ggml k-quant blocks
+    if (family.empty()) family = "llama";
+    c.hidden_size = 256; c.intermediate_size = 512; c.num_layers = 2; c.num_heads = 4; c.num_kv_heads = 2;
+    c.head_dim = 64; c.vocab_size = 512; c.max_position_embeddings = 256;
   } else {
     const ShapePreset* found = nullptr;
     std::string owner;

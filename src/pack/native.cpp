@@ -193,6 +193,35 @@ std::vector<std::pair<std::string, at::Tensor>> pack_qtensor(const std::string& 
     return res;
   }
 
+  if (f.ggml()) {
+    SQ_CHECK(!q.g_idx.defined(), name << ": ggml grid " << f.name() << " stores no g_idx");
+    if (f.kquant()) {
+      auto ints = [&](const at::Tensor& t, const std::string& tname) {
+        SQ_CHECK(t.defined() && t.sizes() == at::IntArrayRef({out, groups}),
+                 tname << ": missing or not " << shape_str({out, groups}) << " for " << context);
+        return t.cpu().to(at::kChar).contiguous();
+      };
+      const int64_t nsb = in / f.super_block();
+      res.emplace_back(name + ".sub_scales", ints(q.sub_scales, name + ".sub_scales"));
+      res.emplace_back(name + ".super_d", exact_fp16(q.super_d, name + ".super_d", {out, nsb}, context,
+                                                     "super-block scales of a ggml grid are fp16 values"));
+      if (f.min_form()) {
+        res.emplace_back(name + ".sub_mins", ints(q.sub_mins, name + ".sub_mins"));
+        res.emplace_back(name + ".super_dmin", exact_fp16(q.super_dmin, name + ".super_dmin", {out, nsb}, context,
+                                                          "super-block mins of a ggml grid are fp16 values"));
+      }
+      return res;
+    }
+    if (f.min_form()) {  // q4_1 / q5_1: fp16 d and min per group of 32
+      res.emplace_back(name + ".scales", exact_fp16(q.scales, name + ".scales", {out, groups}, context,
+                                                    "ggml q4_1/q5_1 scales are fp16 values"));
+      res.emplace_back(name + ".mins", exact_fp16(q.mins, name + ".mins", {out, groups}, context,
+                                                  "ggml q4_1/q5_1 mins are fp16 values"));
+      return res;
+    }
+    // q4_0 / q5_0 / q8_0: exactly the symmetric layout below.
+  }
+
   const std::string sname = name + ".scales";
   SQ_CHECK(q.scales.defined(), sname << ": the QTensor has no scales");
   SQ_CHECK(q.scales.sizes() == at::IntArrayRef({out, groups}),
@@ -265,6 +294,27 @@ QTensor unpack_qtensor(const std::string& name, const QFormat& f, int64_t out, i
   for (const char* s : {".dsq_r", ".col_scale"})
     SQ_CHECK(!get(name + s).defined(), name << s << " is present, but " << context
                                             << " is not a DSQ format (wrong format?)");
+  if (f.kquant()) {
+    const int64_t nsb = in / f.super_block();
+    for (const char* s : {".scales", ".qzeros", ".g_idx", ".mins"})
+      SQ_CHECK(!get(name + s).defined(), name << s << " is present, but " << context
+                                              << " stores integer sub-block scales (wrong format?)");
+    q.sub_scales = fetch(get, name + ".sub_scales", at::kChar, {out, groups}, context);
+    q.super_d = fetch(get, name + ".super_d", at::kHalf, {out, nsb}, context).to(at::kFloat);
+    if (f.min_form()) {
+      q.sub_mins = fetch(get, name + ".sub_mins", at::kChar, {out, groups}, context);
+      q.super_dmin = fetch(get, name + ".super_dmin", at::kHalf, {out, nsb}, context).to(at::kFloat);
+    }
+    ggml_grid_fill(q);
+    return q;
+  }
+  if (f.ggml() && f.min_form()) {
+    for (const char* s : {".qzeros", ".g_idx"})
+      SQ_CHECK(!get(name + s).defined(), name << s << " is present, but " << context << " stores mins (wrong format?)");
+    q.scales = fetch(get, name + ".scales", at::kHalf, {out, groups}, context).to(at::kFloat);
+    q.mins = fetch(get, name + ".mins", at::kHalf, {out, groups}, context).to(at::kFloat);
+    return q;
+  }
 
   q.scales = fetch(get, name + ".scales", at::kHalf, {out, groups}, context).to(at::kFloat);
 

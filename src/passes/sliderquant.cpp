@@ -10,6 +10,9 @@
 // whole passes over the schedule (the official code) or as phases inside each window.
 // At the end scales are merged into norms and weights, LoRA into weights, and every weight
 // is quantized once with its learned clipping: the written model is the evaluated one.
+// ggml grid formats (q2_k etc.): clipping trains on the uniform proxy with the grid's bits
+// and sub-block width (block_linears.h lwc_format), and the final rounding of the merged
+// weight is ggml's own search onto the grid (the learned clipping is not applied there).
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -25,6 +28,7 @@
 #include "sliderquant/pipeline/window_trainer.h"
 #include "sliderquant/pipeline/windows.h"
 #include "sliderquant/quant/learnable.h"
+#include "sliderquant/quant/rtn.h"
 #include "sliderquant/transform/rotation.h"
 #include "sliderquant/transform/smooth.h"
 
@@ -113,7 +117,7 @@ void finish(nlohmann::json& o, const std::string&) {
 class SliderStudent : public WindowStudent {
  public:
   SliderStudent(Session& s, const Opts& o) : s_(s), o_(o), layers_(s.model.blocks.size()) {
-    check_lwc_formats(s, "sliderquant");
+    check_lwc_formats(s, "sliderquant", /*allow_ggml=*/true);
   }
 
   const std::string& name(int64_t l, int i) const { return linear_name(s_, l, i); }
@@ -212,7 +216,11 @@ class SliderStudent : public WindowStudent {
         Linear& li = *lin[size_t(i)];
         if (L.lwc[size_t(i)]) {
           if (L.lora[size_t(i)].defined() || has_let()) li.weight = host(weight_of(t, i));
-          s_.set_quantized(li.name, L.lwc[size_t(i)]->quantize(weight_of(t, i)).to(c10::Device(c10::kCPU)));
+          const LinearPlan* p = s_.plan_for(li.name);
+          if (p && p->format && p->format->ggml())  // trained on the proxy grid; ggml's own search rounds
+            s_.set_quantized(li.name, rtn_quantize(weight_of(t, i).detach(), *p->format).to(c10::Device(c10::kCPU)));
+          else
+            s_.set_quantized(li.name, L.lwc[size_t(i)]->quantize(weight_of(t, i)).to(c10::Device(c10::kCPU)));
         } else if (has_let()) {
           li.weight = host(weight_of(t, i));
         }
@@ -253,7 +261,7 @@ class SliderStudent : public WindowStudent {
       const LinearPlan* p = s_.plan_for(name(l, i));
       if (!p || !p->format) continue;
       const int64_t out = lin[size_t(i)]->weight.size(0), in = lin[size_t(i)]->weight.size(1);
-      L.lwc[size_t(i)].emplace(*p->format, out, in, o_.lwc_init, dev);
+      L.lwc[size_t(i)].emplace(lwc_format(*p->format), out, in, o_.lwc_init, dev);
       if (o_.lora_rank > 0) L.lora[size_t(i)] = LoraDelta(out, in, o_.lora_rank, o_.seed * 7919ULL + uint64_t(l) * lin.size() + uint64_t(i), dev);
     }
     L.let = let_identity(s_.model.config, pair_on("qkv"), pair_on("gate_up"), pair_on("v_o"), pair_on("up_down"),

@@ -10,6 +10,7 @@
 #include "sliderquant/core/json.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/pipeline/pass.h"
+#include "sliderquant/quant/ggml_grid.h"
 
 namespace sq {
 namespace {
@@ -131,6 +132,12 @@ std::vector<LinearPlan> plan_linears(const Recipe& r, const ModelConfig& c) {
           p.format = r.overrides[i].format;
           p.rule = "overrides[" + std::to_string(i) + "] (" + r.overrides[i].match + ")";
         }
+      }
+      if (p.format && p.format->kquant() && p.in % p.format->super_block() != 0) {
+        // llama-quantize's per-tensor fallback for rows that are not whole super-blocks.
+        std::string why;
+        p.format = ggml_grid_fallback(*p.format, p.in, &why);
+        p.rule += "; fallback: " + why;
       }
       if (p.format) {
         try {

@@ -80,6 +80,10 @@ void save_block(Session& s, WorkState& w, int64_t i, const std::vector<std::stri
       if (q.g_idx.defined()) ts.emplace_back(p + ".g_idx", q.g_idx);
       if (q.levels_r.defined()) ts.emplace_back(p + ".levels_r", q.levels_r);
       if (q.col_scale.defined()) ts.emplace_back(p + ".col_scale", q.col_scale);
+      for (auto [suffix, field] : {std::pair{".mins", &q.mins}, std::pair{".sub_scales", &q.sub_scales},
+                                   std::pair{".sub_mins", &q.sub_mins}, std::pair{".super_d", &q.super_d},
+                                   std::pair{".super_dmin", &q.super_dmin}})
+        if (field->defined()) ts.emplace_back(p + suffix, *field);
     };
     if (auto it = s.mixed.find(n); it != s.mixed.end()) {  // meta "mixed:HI:LO"
       const MixedQTensor& m = it->second;
@@ -113,7 +117,9 @@ void load_block(Session& s, int64_t i) {
       q.codes = f->tensor(p + ".codes").clone();
       for (auto [suffix, field] : {std::pair{".scales", &q.scales}, std::pair{".zeros", &q.zeros},
                                    std::pair{".g_idx", &q.g_idx}, std::pair{".levels_r", &q.levels_r},
-                                   std::pair{".col_scale", &q.col_scale}})
+                                   std::pair{".col_scale", &q.col_scale}, std::pair{".mins", &q.mins},
+                                   std::pair{".sub_scales", &q.sub_scales}, std::pair{".sub_mins", &q.sub_mins},
+                                   std::pair{".super_d", &q.super_d}, std::pair{".super_dmin", &q.super_dmin}})
         if (f->find(p + suffix)) *field = f->tensor(p + suffix).clone();
       return q;
     };

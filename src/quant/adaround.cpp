@@ -12,7 +12,7 @@ constexpr double kZeta = 1.1, kGamma = -0.1;
 }
 
 AdaRoundQuantizer::AdaRoundQuantizer(const at::Tensor& W, const QFormat& f) : format_(f) {
-  SQ_CHECK(!f.dsq && !f.symmetric, "AdaRound: needs an asymmetric uniform format, got " << f.name());
+  SQ_CHECK(!f.dsq && !f.symmetric && !f.ggml(), "AdaRound: needs an asymmetric uniform format, got " << f.name());
   SQ_CHECK(W.defined() && W.dim() == 2, "AdaRound: expected a weight [out, in]");
   at::NoGradGuard ng;
   const at::Tensor Wf = W.detach().to(at::kFloat);

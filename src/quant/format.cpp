@@ -11,8 +11,56 @@
 #include <cctype>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/io/ggml_types.h"
 
 namespace sq {
+
+namespace {
+
+struct GridRow {
+  GgmlGrid grid;
+  const char* name;
+  GgmlType type;
+  int bits;
+  int64_t group;
+  bool symmetric;
+};
+// name, ggml type, sub-block codes: bits, width, zero form (symmetric) or min form.
+constexpr GridRow kGrids[] = {
+    {GgmlGrid::Q4_0, "q4_0", GgmlType::Q4_0, 4, 32, true},  {GgmlGrid::Q5_0, "q5_0", GgmlType::Q5_0, 5, 32, true},
+    {GgmlGrid::Q8_0, "q8_0", GgmlType::Q8_0, 8, 32, true},  {GgmlGrid::Q4_1, "q4_1", GgmlType::Q4_1, 4, 32, false},
+    {GgmlGrid::Q5_1, "q5_1", GgmlType::Q5_1, 5, 32, false}, {GgmlGrid::Q2_K, "q2_k", GgmlType::Q2_K, 2, 16, false},
+    {GgmlGrid::Q3_K, "q3_k", GgmlType::Q3_K, 3, 16, true},  {GgmlGrid::Q4_K, "q4_k", GgmlType::Q4_K, 4, 32, false},
+    {GgmlGrid::Q5_K, "q5_k", GgmlType::Q5_K, 5, 32, false}, {GgmlGrid::Q6_K, "q6_k", GgmlType::Q6_K, 6, 16, true},
+};
+
+const GridRow& grid_row(GgmlGrid g) {
+  for (const GridRow& r : kGrids)
+    if (r.grid == g) return r;
+  SQ_FAIL("format: not a ggml grid");
+}
+
+}  // namespace
+
+uint32_t ggml_grid_type_id(GgmlGrid g) { return static_cast<uint32_t>(grid_row(g).type); }
+const char* ggml_grid_name(GgmlGrid g) { return g == GgmlGrid::None ? "" : grid_row(g).name; }
+
+QFormat QFormat::of_grid(GgmlGrid g) {
+  const GridRow& r = grid_row(g);
+  QFormat f;
+  f.bits = r.bits;
+  f.group_size = r.group;
+  f.symmetric = r.symmetric;
+  f.grid = g;
+  return f;
+}
+
+bool QFormat::kquant() const {
+  return grid == GgmlGrid::Q2_K || grid == GgmlGrid::Q3_K || grid == GgmlGrid::Q4_K || grid == GgmlGrid::Q5_K ||
+         grid == GgmlGrid::Q6_K;
+}
+bool QFormat::min_form() const { return ggml() && !symmetric; }
+int64_t QFormat::super_block() const { return kquant() ? 256 : ggml() ? 32 : group_size; }
 
 int64_t QFormat::groups(int64_t in_features) const {
   if (group_size < 0) return 1;
@@ -39,9 +87,20 @@ void QFormat::check(int64_t out_features, int64_t in_features, const std::string
                      << group_size << " (format " << name()
                      << "); ragged groups are not supported, choose a group size dividing " << in_features
                      << " or per-channel");
+  if (ggml()) {
+    const char* fb = grid == GgmlGrid::Q4_K   ? "q5_0"
+                     : grid == GgmlGrid::Q5_K ? "q5_1"
+                     : grid == GgmlGrid::Q6_K ? "q8_0"
+                                              : "q4_0";
+    SQ_CHECK(in_features % super_block() == 0,
+             "tensor " << tensor << ": in-features " << in_features << " is not a multiple of the " << name()
+                       << " block of " << super_block()
+                       << (kquant() ? std::string(" (plan_linears falls back to ") + fb + " for such rows)" : ""));
+  }
 }
 
 std::string QFormat::name() const {
+  if (ggml()) return grid_row(grid).name;
   std::string s = "w" + std::to_string(bits);
   if (group_size > 0) s += "g" + std::to_string(group_size);
   if (symmetric) s += "s";
@@ -68,9 +127,11 @@ QFormat QFormat::parse(const std::string& text) {
     throw UsageError("bad quantization format '" + text + "': " + why +
                      " (use e.g. w4g128, w4 for per-channel, w3g64s for symmetric, w2g128d for DSQ; bits 2..8)");
   };
+  for (const GridRow& r : kGrids)
+    if (s == r.name) return of_grid(r.grid);
   QFormat f;
   size_t pos = 0;
-  if (s.empty() || s[0] != 'w') bad("must start with 'w'");
+  if (s.empty() || s[0] != 'w') bad("must start with 'w' or be a ggml type (q4_0, q5_0, q8_0, q4_1, q5_1, q2_k..q6_k)");
   ++pos;
   int64_t bits = read_number(s, pos);
   if (!supported_bits(bits)) bad("bits must be 2..8");
@@ -135,6 +196,17 @@ at::Tensor QTensor::dequantize() const {
   if (format.dsq) return dequantize_dsq(*this);
   const int64_t out = codes.size(0), in = codes.size(1);
   const int64_t G = g_idx.defined() ? scales.size(1) : format.groups(in);
+  if (format.min_form()) {
+    SQ_CHECK(!g_idx.defined(), "QTensor " << format.name() << ": ggml grids take no g_idx");
+    SQ_CHECK(scales.defined() && mins.defined() && scales.dim() == 2 && scales.size(0) == out && scales.size(1) == G &&
+                 mins.sizes() == scales.sizes(),
+             "QTensor " << format.name() << ": scales / mins do not match codes [" << out << ", " << in << "] with "
+                        << G << " groups");
+    const int64_t width = format.group_width(in);
+    at::Tensor c3 = codes.to(at::kFloat).view({out, G, width});
+    // ggml: y = d1 * q - m1, two float32 roundings (no fused multiply-add).
+    return scales.to(at::kFloat).unsqueeze(2).mul(c3).sub(mins.to(at::kFloat).unsqueeze(2)).view({out, in});
+  }
   SQ_CHECK(scales.dim() == 2 && scales.size(0) == out && scales.size(1) == G && zeros.sizes() == scales.sizes(),
            "QTensor " << format.name() << ": scales " << scales.sizes() << " / zeros " << zeros.sizes()
                       << " do not match codes [" << out << ", " << in << "] with " << G << " groups");
@@ -163,6 +235,11 @@ QTensor QTensor::to(const c10::Device& device) const {
   q.g_idx = mv(g_idx);
   q.levels_r = mv(levels_r);
   q.col_scale = mv(col_scale);
+  q.mins = mv(mins);
+  q.sub_scales = mv(sub_scales);
+  q.sub_mins = mv(sub_mins);
+  q.super_d = mv(super_d);
+  q.super_dmin = mv(super_dmin);
   return q;
 }
 
@@ -174,8 +251,34 @@ at::Tensor take_column_scale(QTensor& q) {
   return c;
 }
 
+void ggml_grid_fill(QTensor& q) {
+  if (!q.format.kquant()) return;
+  const int64_t out = q.codes.size(0), in = q.codes.size(1);
+  const int64_t G = q.format.groups(in), per = 256 / q.format.group_size;
+  SQ_CHECK(q.sub_scales.defined() && q.super_d.defined() && q.sub_scales.sizes() == at::IntArrayRef({out, G}) &&
+               q.super_d.sizes() == at::IntArrayRef({out, in / 256}),
+           "QTensor " << q.format.name() << ": sub_scales / super_d missing or misshapen for [" << out << ", " << in
+                      << "]");
+  at::Tensor d = q.super_d.to(at::kFloat).repeat_interleave(per, 1);  // [out, G]
+  q.scales = d.mul(q.sub_scales.to(at::kFloat));
+  if (q.format.min_form()) {
+    SQ_CHECK(q.sub_mins.defined() && q.super_dmin.defined() && q.sub_mins.sizes() == q.sub_scales.sizes() &&
+                 q.super_dmin.sizes() == q.super_d.sizes(),
+             "QTensor " << q.format.name() << ": sub_mins / super_dmin missing or misshapen");
+    q.mins = q.super_dmin.to(at::kFloat).repeat_interleave(per, 1).mul(q.sub_mins.to(at::kFloat));
+    q.zeros = at::Tensor();
+  } else {
+    q.zeros = at::full({out, G}, static_cast<double>(int64_t(1) << (q.format.bits - 1)), at::kFloat);
+  }
+}
+
 double bits_per_weight(const QFormat& f, int64_t out_features, int64_t in_features, bool with_g_idx,
                        bool with_col_scale) {
+  if (f.ggml()) {
+    SQ_CHECK(!with_g_idx, "bits_per_weight: ggml grid " << f.name() << " takes no g_idx");
+    const GgmlTypeInfo& t = ggml_type_info(static_cast<GgmlType>(ggml_grid_type_id(f.grid)));
+    return 8.0 * static_cast<double>(t.block_bytes) / static_cast<double>(t.block);
+  }
   const double groups = static_cast<double>(f.groups(in_features));
   if (f.dsq) {
     SQ_CHECK(!with_g_idx, "bits_per_weight: DSQ format " << f.name() << " takes no g_idx");

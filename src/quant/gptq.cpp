@@ -20,6 +20,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/quant/dsq.h"
+#include "sliderquant/quant/ggml_grid.h"
 
 namespace sq {
 
@@ -134,7 +135,12 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
            "gptaq: dXXT has shape " << dXXT_in.sizes() << ", expected [" << in << ", " << in << "]");
   SQ_CHECK(!f.dsq || opts.order == GptqOrder::Natural || opts.order == GptqOrder::GroupPreserving,
            "gptq: DSQ format " << f.name() << " needs contiguous groups: use order natural or group_preserving");
+  SQ_CHECK(!f.ggml() || opts.order == GptqOrder::Natural || opts.order == GptqOrder::GroupPreserving,
+           "gptq: ggml grid " << f.name() << " needs whole super-blocks of " << f.super_block()
+                              << " columns: use order natural or group_preserving, not act_order");
   const int64_t G = f.groups(in), width = f.group_width(in), maxq = f.maxq();
+  const bool grid = f.ggml();
+  const int64_t sb = grid ? f.super_block() : width;  // columns whose parameters are found together
   const auto fopt = W_in.options().dtype(at::kFloat);
 
   at::Tensor W0 = W_in.to(at::kFloat);  // [out, in] the original weight
@@ -149,13 +155,13 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
   if (gptaq) D = dXXT_in.to(W0.device(), at::kFloat).masked_fill(dead.unsqueeze(0), 0);
 
   // 2. Column order; col_group[k] = the scales column used by the k-th processed column.
-  at::Tensor perm = column_order(H.diagonal(), opts.order, width);  // [in]
+  at::Tensor perm = column_order(H.diagonal(), opts.order, sb);  // [in]
   std::vector<int64_t> perm_host(in);
   {
     at::Tensor ph = perm.to(at::kCPU).contiguous();
     std::copy(ph.data_ptr<int64_t>(), ph.data_ptr<int64_t>() + in, perm_host.begin());
   }
-  const bool static_params = opts.static_groups && G > 1;
+  const bool static_params = opts.static_groups && (G > 1 || grid);
   const bool with_g_idx = opts.order == GptqOrder::ActOrder && !static_params && G > 1;
   std::vector<int64_t> col_group(in);
   for (int64_t k = 0; k < in; ++k) col_group[k] = (with_g_idx ? k : perm_host[k]) / width;
@@ -163,7 +169,13 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
   at::Tensor scales, zeros;  // [out, G] uniform formats
   at::Tensor levels_r;       // [out, G, bits] DSQ formats
   at::Tensor cscale;         // [in] DSQ column scales in processing order
-  if (f.dsq) {
+  QTensor gq;                // ggml grids: every field, filled super-block by super-block
+  if (grid) {
+    gq = ggml_grid_quantize(W, f);  // shapes (and, with static groups, the parameters)
+    gq = gq.to(W.device());
+    scales = gq.scales;
+    zeros = f.min_form() ? gq.mins : gq.zeros;  // the per-group offset of the column loop
+  } else if (f.dsq) {
     levels_r = at::empty({out, G, f.bits}, fopt);
     cscale = at::empty({in}, fopt);
   } else {
@@ -177,6 +189,8 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
       cscale.narrow(0, g * width, width).copy_(fit.c);  // original order, permuted below
     }
     cscale = cscale.index_select(0, perm);
+  } else if (static_params && grid) {
+    // ggml_grid_quantize above already ran on the original (dead-zeroed) W
   } else if (static_params) {  // every group's parameters from the original (dead-zeroed) W
     QParams p = find_params(W.reshape({out * G, width}), f.bits, f.symmetric, opts.clip);
     scales.copy_(p.scale.view({out, G}));
@@ -203,7 +217,25 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
     at::Tensor U1 = U.narrow(0, i1, count).narrow(1, i1, count);  // [count, count]
     for (int64_t i = 0; i < count; ++i) {
       const int64_t col = i1 + i, g = col_group[col];
-      if (!static_params && col % width == 0) {
+      if (!static_params && grid && col % sb == 0) {
+        at::Tensor cur = current_group(W, W1, Err1, U, P, i1, i2, i, sb);  // [out, sb] processing order
+        // Back to stored order inside the super-block, then ggml's own search on it.
+        const int64_t S = perm_host[col] / sb, gs = sb / width;
+        std::vector<int64_t> pos(sb);
+        for (int64_t k = 0; k < sb; ++k) pos[perm_host[col + k] - S * sb] = k;
+        at::Tensor idx = at::tensor(pos, at::TensorOptions().dtype(at::kLong)).to(cur.device());
+        QTensor b = ggml_grid_quantize(cur.index_select(1, idx), f);
+        scales.narrow(1, S * gs, gs).copy_(b.scales);
+        zeros.narrow(1, S * gs, gs).copy_(f.min_form() ? b.mins : b.zeros);
+        if (f.kquant()) {
+          gq.sub_scales.narrow(1, S * gs, gs).copy_(b.sub_scales);
+          gq.super_d.narrow(1, S, 1).copy_(b.super_d);
+          if (f.min_form()) {
+            gq.sub_mins.narrow(1, S * gs, gs).copy_(b.sub_mins);
+            gq.super_dmin.narrow(1, S, 1).copy_(b.super_dmin);
+          }
+        }
+      } else if (!grid && !static_params && col % width == 0) {
         at::Tensor cur = current_group(W, W1, Err1, U, P, i1, i2, i, width);  // [out, width]
         if (f.dsq) {
           DsqFit fit = dsq_fit(cur, f.bits, opts.dsq_iters);
@@ -219,6 +251,8 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
       at::Tensor q, dq;                   // [out, 1] codes and dequantized column
       if (f.dsq) {
         std::tie(q, dq) = dsq_nearest(w, cscale.narrow(0, col, 1), levels_r.select(1, g));
+      } else if (grid) {
+        ggml_grid_nearest(f, w, scales.narrow(1, g, 1), zeros.narrow(1, g, 1), q, dq);
       } else {
         QParams p{scales.narrow(1, g, 1), zeros.narrow(1, g, 1)};  // [out, 1]
         q = quantize_codes(w, p, maxq);
@@ -242,9 +276,11 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
 
   // 7. Back to the original column order.
   GptqResult r;
+  if (grid) r.q = gq;  // integer fields; scales / zeros / mins below are the same tensors
   r.q.format = f;
   r.q.scales = scales;
-  r.q.zeros = zeros;
+  r.q.zeros = grid && f.min_form() ? at::Tensor() : zeros;
+  if (grid && f.min_form()) r.q.mins = zeros;
   r.q.levels_r = levels_r;
   r.q.col_scale = cscale;
   if (opts.order != GptqOrder::Natural) {

@@ -12,7 +12,7 @@ namespace sq {
 
 LwcQuantizer::LwcQuantizer(const QFormat& f, int64_t out, int64_t in, double init, c10::Device device)
     : format_(f), out_(out), in_(in) {
-  SQ_CHECK(!f.dsq && !f.symmetric,
+  SQ_CHECK(!f.dsq && !f.symmetric && !f.ggml(),
            "learnable weight clipping supports asymmetric uniform formats, not " << f.name());
   f.check(out, in, "learnable clipping weight");
   const int64_t G = f.groups(in);

@@ -52,6 +52,8 @@ void check_mixed_formats(const QFormat& hi, const QFormat& lo, int64_t out, int6
   auto check_part = [&](const QFormat& f, const char* part, int64_t width) {
     SQ_CHECK(!f.dsq, what << ": the " << part << " part's format " << f.name()
                           << " is DSQ; mixed weights take uniform formats only");
+    SQ_CHECK(!f.ggml(), what << ": the " << part << " part's format " << f.name()
+                             << " is a ggml grid; mixed weights take uniform formats only");
     SQ_CHECK(divides(f, width), what << ": the " << part << " part has " << width << " of " << in
                                      << " columns, not a multiple of its group size " << f.group_size << " ("
                                      << f.name() << "); choose the hi channel count with mixed_hi_count (hi "

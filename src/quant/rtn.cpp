@@ -11,6 +11,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/quant/dsq.h"
+#include "sliderquant/quant/ggml_grid.h"
 
 namespace sq {
 
@@ -86,6 +87,7 @@ at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq) {
 QTensor rtn_quantize(const at::Tensor& W, const QFormat& f, const ClipSearch& clip) {
   SQ_CHECK(W.dim() == 2, "rtn_quantize: expected a weight [out, in], got " << W.sizes());
   if (f.dsq) return dsq_rtn_quantize(W, f);
+  if (f.ggml()) return ggml_grid_quantize(W, f);  // ggml's own search (no clip search)
   const int64_t out = W.size(0), in = W.size(1);
   f.check(out, in, "rtn_quantize weight");
   const int64_t G = f.groups(in), width = f.group_width(in);

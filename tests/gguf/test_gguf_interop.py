@@ -14,6 +14,10 @@ Cases (each a ctest of its own, see tests/CMakeLists.txt):
                ours on the same file; the export adds no error beyond fp16 rounding of Q4_1's
                minimum; a group-128 model is refused without --gguf-type and re-quantized
                with it.
+  kquant       a synthetic 256-wide llama (stories260K's tokenizer) quantized by GPTQ onto
+               every k-quant grid and Q4_1 / Q5_1 with fp16 minimums (the ggml grid formats):
+               the export is bit-exact (max error 0) and llama.cpp's perplexity is within 0.5%
+               of ours on the same file.
   ggufpy       gguf-py reads every file the other cases wrote (re-made here) and agrees with
                `sliderquant inspect --json` on every key and tensor type and shape.
   corrupt      truncated / corrupt GGUF files: one error line naming the file, exit 1.
@@ -220,6 +224,36 @@ def case_quantized():
     check(r["requantized"] > 0, f"--gguf-type q8_0 re-quantizes ({r['requantized']} linears, types {r['types']})")
 
 
+KQUANT_TYPES = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q4_1", "q5_1"]
+
+
+def case_kquant():
+    m = path("synth-tiny256")
+    sq("synth", m, "--family", "llama", "--preset", "tiny256", "--dtype", "float32", "--seed", "3",
+       "--tokenizer", STORIES, "--force")
+    for t in KQUANT_TYPES:
+        rec = path(f"gptq-{t}.json")
+        json.dump({"name": f"gptq-{t}", "calibration": {"dataset": "c4-2k", "samples": 16, "seqlen": 256, "seed": 0},
+                   "format": t, "pipeline": [{"pass": "gptq", "options": {"order": "group_preserving"}}]},
+                  open(rec, "w"))
+        q = path(f"kq-{t}")
+        sq("quantize", m, "--recipe", rec, "--out", q, "--calib", WIKI, "--force")
+        g = path(f"kq-{t}.gguf")
+        rep = path(f"kq-{t}.export.json")
+        sq("export", q, "--format", "gguf", "--out", g, "--json", rep, "--force")
+        r = json.load(open(rep))
+        gt = t[:-1] + "K" if t.endswith("k") else t
+        check(r["types"].get(gt, 0) == 2 * 7, f"{t}: 14 linears stored as {gt} ({r['types']})")
+        check(r["requantized"] == 0 and r["max_abs_error_exact"] == 0.0, f"{t}: exported bit-exactly")
+        ours_dir = our_ppl(q, WIKI, 256, 8)["ppl"]
+        ours_g = our_ppl(g, WIKI, 256, 8)["ppl"]
+        ids = our_ids(g, WIKI)
+        l = llama_ppl(g, ids, 256, 8)["ppl"]
+        print(f"{t}: ppl ours (directory) {ours_dir:.4f}, ours (GGUF) {ours_g:.4f}, llama.cpp {l:.4f}")
+        check(abs(ours_g - ours_dir) / ours_dir < 1e-5, f"{t}: the GGUF's perplexity equals the directory's")
+        check(abs(l - ours_g) / ours_g < 0.005, f"{t}: llama.cpp's perplexity within 0.5% of ours")
+
+
 def gguf_py_agrees(g):
     import gguf
     reader = gguf.GGUFReader(g)
@@ -287,8 +321,8 @@ def case_corrupt():
         check(r.returncode == 1 and not os.path.exists(out), f"{name}: convert exits 1 and writes nothing")
 
 
-CASES = {"smollm2": case_smollm2, "f32": case_f32, "quantized": case_quantized, "ggufpy": case_ggufpy,
-         "corrupt": case_corrupt}
+CASES = {"smollm2": case_smollm2, "f32": case_f32, "quantized": case_quantized, "kquant": case_kquant,
+         "ggufpy": case_ggufpy, "corrupt": case_corrupt}
 
 
 def main():

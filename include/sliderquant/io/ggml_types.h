@@ -71,6 +71,23 @@ void ggml_quantize(GgmlType t, const float* src, uint8_t* dst, int64_t n, const 
 double ggml_encode_codes(GgmlType t, const uint8_t* codes, const float* scale, const float* zero, int64_t n,
                          uint8_t* dst);
 
+// The fields of ggml blocks, both ways, for one row of N elements (N a multiple of the
+// block) of Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 or Q2_K..Q6_K:
+//   codes [N]: each element's unsigned code (Q8_0: q + 128; Q3_K: q + 4; Q6_K: q + 32, so
+//              the value is d1 * (code - 128 | 4 | 32); Q4_0 / Q5_0: code - 8 | 16);
+//   d, dmin [N / block]: the block's fp16 values (legacy types: d and, for Q4_1 / Q5_1, m
+//              in dmin; k-quants: d and, for Q2_K / Q4_K / Q5_K, dmin);
+//   sc, mn [N / 16 or N / 32] (k-quants only): the integer sub-block scales (Q3_K as the
+//              signed sc - 32, Q6_K signed) and, for Q2_K / Q4_K / Q5_K, mins.
+// Pointers a type does not use may be null. The encoder refuses (Error) values that do not
+// fit the type's fields (d not an fp16 value, a code or scale out of range).
+void ggml_decode_fields(GgmlType t, const uint8_t* src, int64_t n, uint8_t* codes, float* d, float* dmin, int8_t* sc,
+                        int8_t* mn);
+void ggml_encode_fields(GgmlType t, const uint8_t* codes, const float* d, const float* dmin, const int8_t* sc,
+                        const int8_t* mn, int64_t n, uint8_t* dst);
+// Sub-block width of T's fields (16 for Q2_K, Q3_K, Q6_K; 32 otherwise).
+int64_t ggml_sub_block(GgmlType t);
+
 // fp16 / bf16 conversions as ggml does them (round to nearest even; bf16 keeps NaN quiet).
 uint16_t ggml_fp32_to_fp16(float f);
 float ggml_fp16_to_fp32(uint16_t h);

@@ -11,8 +11,8 @@
 
 namespace sq {
 
-// Named shapes: "tiny" (any family), "llama2-7b", "llama3-8b", "mistral-7b", "qwen2.5-7b",
-// "qwen3-8b". The family of a named real-model shape must match (or be empty).
+// Named shapes: "tiny" (any family, 64 wide), "tiny256" (any family, 256/512 wide: whole
+// ggml k-quant blocks), "llama2-7b", "llama3-8b", "mistral-7b", "qwen2.5-7b", "qwen3-8b". The family of a named real-model shape must match (or be empty).
 ModelConfig synthetic_config(const std::string& family, const std::string& preset);
 std::vector<std::string> synthetic_presets();
 

@@ -57,6 +57,8 @@ struct LinearPlan {
 
 // Every block linear of the model in forward order with its format; throws Error naming the
 // linear, its shape and the rule when a format does not fit (group size must divide in).
+// A ggml k-quant on rows that are not whole 256-column super-blocks falls back per linear as
+// llama-quantize does (quant/ggml_grid.h ggml_grid_fallback); the rule then says so and why.
 std::vector<LinearPlan> plan_linears(const Recipe& r, const ModelConfig& c);
 // Bits per weight over the planned linears (unquantized ones count 16).
 double planned_bits_per_weight(const std::vector<LinearPlan>& plan);

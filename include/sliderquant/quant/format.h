@@ -17,6 +17,21 @@
 //   bit_k(code) = (code >> k) & 1 (1 -> +1, 0 -> -1); col_scale = 1 when undefined
 // i.e. the code picks one of the row-group's 2^bits levels +-r0 +-r1 [+-r2], times the
 // column scale (which the pipeline may absorb into the rows of the producing linear).
+//
+// ggml grids (llama.cpp's GGUF block types as quantizer formats; names "q4_0", "q5_0",
+// "q8_0", "q4_1", "q5_1", "q2_k", "q3_k", "q4_k", "q5_k", "q6_k"): `grid` names the type,
+// bits/group_size/symmetric describe its sub-blocks (group = ggml's sub-block: 32 for the
+// legacy types, Q4_K and Q5_K; 16 for Q2_K, Q3_K and Q6_K), and IN must be a multiple of
+// the super-block (32 for the legacy types, 256 for the k-quants). Two forms:
+//   zero form (q4_0, q5_0, q8_0, q3_k, q6_k; symmetric, zero 2^(bits-1)):
+//       w_hat = scales * (codes - zeros)              (ggml: d1 * (q - 8|16|128|4|32))
+//   min form (q4_1, q5_1, q2_k, q4_k, q5_k; `mins` instead of zeros):
+//       w_hat = scales * codes - mins                 (ggml: d1 * q - m1)
+// For the k-quants scales = d * sub_scales and mins = dmin * sub_mins, each product in
+// float32 (exactly as ggml forms d1 and m1), with d/dmin (per super-block, fp16 values)
+// and the small integer sub-block scales/mins kept so the GGUF bytes can be re-emitted
+// exactly. q4_1/q5_1: scales = d and mins = -m, both fp16 values. So dequantize() equals
+// ggml's dequantization of the exported block bit for bit.
 #pragma once
 #include <ATen/core/Tensor.h>
 
@@ -29,11 +44,22 @@ namespace sq {
 // 2..8. Settings that may also be switched off accept 16 on top ("2..8 or 16 = off").
 inline bool supported_bits(int64_t bits) { return bits >= 2 && bits <= 8; }
 
+// The ggml block type of a grid format (None: a plain uniform or DSQ format).
+enum class GgmlGrid : uint8_t { None, Q4_0, Q5_0, Q8_0, Q4_1, Q5_1, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K };
+
 struct QFormat {
   int bits = 4;              // 2..8 (supported_bits)
   int64_t group_size = -1;   // -1 = per-channel (one group spanning every input column)
   bool symmetric = false;
   bool dsq = false;          // dual-scale binary-coding levels (bits 2..3), see above
+  GgmlGrid grid = GgmlGrid::None;  // a ggml block type (see above); bits etc. follow from it
+
+  bool ggml() const { return grid != GgmlGrid::None; }
+  bool kquant() const;         // Q2_K..Q6_K
+  bool min_form() const;       // w = scales * codes - mins (q4_1, q5_1, q2_k, q4_k, q5_k)
+  int64_t super_block() const; // columns per ggml block: 256 (k-quants), 32 (legacy), else group width
+  // The format of grid G ("q4_k" etc. parse to these).
+  static QFormat of_grid(GgmlGrid g);
 
   int64_t maxq() const { return (int64_t(1) << bits) - 1; }
   // Groups per row for IN input columns; throws Error unless IN is a multiple of group_size.
@@ -47,7 +73,8 @@ struct QFormat {
   std::string name() const;
   static QFormat parse(const std::string& s);
   bool operator==(const QFormat& o) const {
-    return bits == o.bits && group_size == o.group_size && symmetric == o.symmetric && dsq == o.dsq;
+    return bits == o.bits && group_size == o.group_size && symmetric == o.symmetric && dsq == o.dsq &&
+           grid == o.grid;
   }
 };
 
@@ -60,6 +87,12 @@ struct QTensor {
   // DSQ formats only (scales/zeros/g_idx undefined):
   at::Tensor levels_r;   // [out, groups, bits] float32 (float16-representable, >= 0)
   at::Tensor col_scale;  // [in] float32 (float16-representable, > 0), undefined once absorbed
+  // ggml grids (see above). Min forms: mins [out, groups] float32 and zeros undefined.
+  at::Tensor mins;        // [out, groups] float32
+  at::Tensor sub_scales;  // k-quants: [out, groups] int8 (Q2_K 0..15, Q3_K -32..31, Q4/5_K 0..63, Q6_K int8)
+  at::Tensor sub_mins;    // Q2_K/Q4_K/Q5_K: [out, groups] int8 (0..15 / 0..63)
+  at::Tensor super_d;     // k-quants: [out, in / 256] float32 (fp16 values)
+  at::Tensor super_dmin;  // Q2_K/Q4_K/Q5_K: [out, in / 256] float32 (fp16 values)
 
   int64_t out_features() const { return codes.size(0); }
   int64_t in_features() const { return codes.size(1); }
@@ -69,7 +102,16 @@ struct QTensor {
   QTensor to(const c10::Device& device) const;
 };
 
-// Bits per weight as stored: codes (bits each) + per group one fp16 scale and one
+// ggml's type id (GgmlType, io/ggml_types.h) of grid G; G must not be None.
+uint32_t ggml_grid_type_id(GgmlGrid g);
+// "q4_k" etc. for a grid, "" for None.
+const char* ggml_grid_name(GgmlGrid g);
+
+// k-quants: scales = d * sub_scales and (min forms) mins = dmin * sub_mins from Q's
+// integer fields, in float32 as ggml computes them. No-op for other formats.
+void ggml_grid_fill(QTensor& q);
+
+// Bits per weight as stored (ggml grids: the block's bytes * 8 / its elements): codes (bits each) + per group one fp16 scale and one
 // zero of `bits` bits (none for symmetric formats) + 32 bits per column for g_idx.
 // DSQ: codes + per (row, group) `bits` fp16 row scales + 16 bits per column for the
 // column scale (spread over the rows) unless with_col_scale is false (it was absorbed

@@ -35,7 +35,8 @@ at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq);
 // normal range [2^-14, 65504]); scales go through it so packed fp16 scales are exact.
 at::Tensor round_up_fp16(const at::Tensor& s);
 
-// RTN of a whole weight [out, in] in its format (DSQ formats: dsq_rtn_quantize, no clip).
+// RTN of a whole weight [out, in] in its format (DSQ formats: dsq_rtn_quantize, no clip;
+// ggml grids: ggml's reference quantizer, quant/ggml_grid.h, no clip).
 QTensor rtn_quantize(const at::Tensor& W, const QFormat& f, const ClipSearch& clip = {});
 
 }  // namespace sq

@@ -25,6 +25,10 @@ void run(Session& s, const nlohmann::json& json) {
     if (!p.format) continue;
     SQ_CHECK(!p.format->dsq, "ratio: " << p.name << " has the DSQ format " << p.format->name()
                                        << "; mixed precision needs uniform formats");
+    SQ_CHECK(!p.format->ggml(), "ratio: " << p.name << " has the ggml grid " << p.format->name()
+                                          << "; the ratio pass splits a linear's input channels into two uniform "
+                                             "widths, which no ggml block type holds (mix grids per linear with "
+                                             "recipe overrides instead)");
     Layer L;
     L.name = p.name, L.block = block_index(p.name), L.out = p.out, L.in = p.in, L.lo = *p.format;
     L.hi = L.lo;
