@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "commands.h"
@@ -103,7 +104,11 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   if (!format_report.empty()) report["export"] = format_report;
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   SQ_INFO("wrote " << a.out << " (" << s.quantized.size() + s.mixed.size() << " quantized linears) in " << format_duration(seconds));
-  if (!a.keep_work && is_directory(s.work_dir)) std::system(("rm -rf '" + s.work_dir + "'").c_str());
+  if (!a.keep_work && is_directory(s.work_dir)) {
+    std::error_code ec;  // a leftover work directory is reported, not fatal: the output is complete
+    std::filesystem::remove_all(s.work_dir, ec);
+    if (ec) SQ_INFO("warning: cannot remove the work directory " << s.work_dir << ": " << ec.message());
+  }
 
   report["output"] = a.out;
   report["seconds_total"] = seconds;
