@@ -222,13 +222,25 @@ void read_rope_freqs(const GgufFile& f, ModelConfig& c) {
   SQ_FAIL(f.path() << ": tensor rope_freqs.weight holds RoPE factors that match no Llama 3 rope_scaling setting");
 }
 
+// The file's architecture row and its whole configuration (Llama 3.1's rope_freqs included).
+struct GgufModelInfo {
+  const GgufArch* arch;
+  ModelConfig config;
+};
+GgufModelInfo model_info(const GgufFile& f) {
+  const std::string a = f.get_str("general.architecture");
+  const GgufArch* A = arch_by_gguf(a);
+  SQ_CHECK(A, f.path() << ": key general.architecture is " << a
+                       << ", which is not supported (supported: llama, qwen2, qwen3)");
+  ModelConfig c = config_of(f, *A);
+  read_rope_freqs(f, c);
+  return {A, std::move(c)};
+}
+
 Model read(const std::string& path) {
   auto f = GgufFile::open(path);
-  const std::string a = f->get_str("general.architecture");
-  const GgufArch* A = arch_by_gguf(a);
-  SQ_CHECK(A, path << ": key general.architecture is " << a << ", which is not supported (supported: llama, qwen2, qwen3)");
-  ModelConfig c = config_of(*f, *A);
-  read_rope_freqs(*f, c);
+  auto [A, c] = model_info(*f);
+  const std::string a = A->gguf;
   const ArchSpec& spec = find_arch(c.architecture);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   Progress progress("reading " + path, int64_t(f->tensors().size()));
@@ -664,10 +676,8 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
 
 nlohmann::json describe(const std::string& path) {
   auto f = GgufFile::open(path);
-  const std::string a = f->get_str("general.architecture");
-  const GgufArch* A = arch_by_gguf(a);
-  SQ_CHECK(A, path << ": key general.architecture is " << a << ", which is not supported (supported: llama, qwen2, qwen3)");
-  ModelConfig c = config_of(*f, *A);
+  auto [A, c] = model_info(*f);
+  const std::string a = A->gguf;
   const ArchSpec& spec = find_arch(c.architecture);
   nlohmann::json d = {{"format", kName},
                       {"summary", gguf_format().summary},
@@ -722,15 +732,7 @@ nlohmann::json describe(const std::string& path) {
 
 }  // namespace
 
-ModelConfig gguf_config(const std::string& path) {
-  auto f = GgufFile::open(path);
-  const std::string a = f->get_str("general.architecture");
-  const GgufArch* A = arch_by_gguf(a);
-  SQ_CHECK(A, path << ": key general.architecture is " << a << ", which is not supported (supported: llama, qwen2, qwen3)");
-  ModelConfig c = config_of(*f, *A);
-  read_rope_freqs(*f, c);
-  return c;
-}
+ModelConfig gguf_config(const std::string& path) { return model_info(*GgufFile::open(path)).config; }
 
 ModelFormat gguf_format() {
   return {kName,
