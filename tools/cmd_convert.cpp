@@ -90,8 +90,10 @@ int cmd_export(const ExportArgs& a, const CommonArgs& common) {
   FormatWriteOptions wo;
   wo.force = a.force;
   wo.requant_type = a.gguf_type;
+  wo.checkpoint_format = a.gptq_format;
   wo.report = &report;
   SQ_CHECK(a.gguf_type.empty() || std::string(f.name) == "gguf", "--gguf-type applies to --format gguf only");
+  SQ_CHECK(a.gptq_format.empty() || std::string(f.name) == "gptq", "--gptq-format applies to --format gptq only");
   f.write(m, q, mixed, a.out, wo);
   report["source"] = a.model;
   report["quantized_linears"] = q.size() + mixed.size();

@@ -73,9 +73,14 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
   std::printf("size           %s, %.2f bits per parameter (all tensors, embeddings included)\n",
               human_bytes(double(bytes)).c_str(), bpw);
   if (quantized) {
-    std::printf("quantized      %s version %d, %.3f bits per weight over the quantized linears\n",
-                described.value("format_label", std::string("?")).c_str(), described.value("format_version", 0),
-                described.value("bits_per_weight_quantized_linears", 0.0));
+    if (described.contains("format_version"))
+      std::printf("quantized      %s version %d, %.3f bits per weight over the quantized linears\n",
+                  described.value("format_label", std::string("?")).c_str(), described.value("format_version", 0),
+                  described.value("bits_per_weight_quantized_linears", 0.0));
+    else
+      std::printf("quantized      %s, %.3f bits per weight over the quantized linears\n",
+                  described.value("format_label", std::string("?")).c_str(),
+                  described.value("bits_per_weight_quantized_linears", 0.0));
     for (const auto& [f, n] : described["formats"].items())
       std::printf("  %-12s %lld linears\n", f.c_str(), (long long)n.get<int64_t>());
     if (described.contains("recipe")) std::printf("recipe         %s\n", described["recipe"].get<std::string>().c_str());

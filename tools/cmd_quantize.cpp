@@ -38,12 +38,23 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   if (!a.json.empty()) check_writable_file(a.json, "--json");
   const ModelFormat& out_format = find_format(a.format);
   SQ_CHECK(a.gguf_type.empty() || std::string(out_format.name) == "gguf", "--gguf-type applies to --format gguf only");
+  SQ_CHECK(a.gptq_format.empty() || std::string(out_format.name) == "gptq", "--gptq-format applies to --format gptq only");
   const ModelFormat* source_format = try_detect_format(model_dir);
   SQ_CHECK(!source_format || !source_format->describe(model_dir).value("quantized", false),
            model_dir << " is already quantized; quantize the full-precision model");
   ModelConfig cfg = load_any_config(model_dir);
   recipe.calibration.seqlen = std::min(recipe.calibration.seqlen, cfg.max_position_embeddings);
   std::vector<LinearPlan> plan = plan_linears(recipe, cfg);  // formats must fit before any work
+  if (std::string(out_format.name) == "gptq") {
+    std::map<std::string, int> why_not;  // formats vLLM's Marlin kernel cannot serve
+    for (const LinearPlan& p : plan)
+      if (p.format)
+        if (std::string why = gptq_marlin_problem(*p.format); !why.empty()) ++why_not[p.format->name() + ": " + why];
+    for (const auto& [why, n] : why_not)
+      SQ_INFO("warning: recipe " << recipe.name << " gives " << n << " linear(s) " << why
+                                 << "; vLLM's Marlin kernel cannot serve them (it needs symmetric 4/8-bit, groups "
+                                    "-1/32/64/128)");
+  }
 
   c10::Device dev = resolve_device(a.device);
   c10::ScalarType dtype = a.dtype == "auto" ? (dev.is_cuda() ? c10::kBFloat16 : c10::kFloat) : parse_dtype(a.dtype);
@@ -98,6 +109,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   wo.force = a.force;
   wo.extra_json = report.dump();
   wo.requant_type = a.gguf_type;
+  wo.checkpoint_format = a.gptq_format;
   nlohmann::json format_report = nlohmann::json::object();
   wo.report = &format_report;
   out_format.write(model, s.quantized, s.mixed, a.out, wo);

@@ -83,6 +83,7 @@ struct QuantizeArgs {
   bool keep_work = false;
   std::string format = "native";  // output model format (formats/model_format.h)
   std::string gguf_type;          // --format gguf: re-quantize what GGUF cannot hold exactly
+  std::string gptq_format;        // --format gptq: gptq (v1) or gptq_v2 ("" = automatic)
 };
 int cmd_quantize(const QuantizeArgs& a, const CommonArgs& c);
 
@@ -99,6 +100,7 @@ struct ExportArgs {
   std::string format;
   std::string out;
   std::string gguf_type;  // re-quantize what GGUF cannot hold exactly ("" = refuse)
+  std::string gptq_format;  // --format gptq: gptq (v1) or gptq_v2 ("" = automatic)
   std::string json;
   bool force = false;
 };

@@ -158,8 +158,12 @@ int main(int argc, char** argv) {
   quant->add_flag("--keep-work", qa.keep_work, "keep the work directory after success");
   add_common(quant);
 
-  quant->add_option("--format", qa.format, "output format: native (sliderquant's packed directory) or gguf "
-                                           "(one llama.cpp file)")->capture_default_str();
+  quant->add_option("--format", qa.format, "output format: native (sliderquant's packed directory), gguf (one "
+                                           "llama.cpp file), gptq (GPTQModel / transformers / vLLM) or "
+                                           "compressed-tensors (llm-compressor / transformers / vLLM)")
+      ->capture_default_str();
+  quant->add_option("--gptq-format", qa.gptq_format, "--format gptq: checkpoint_format gptq (v1, zero - 1 stored; "
+                                                    "default unless a zero is 0) or gptq_v2 (true zeros)");
   quant->add_option("--gguf-type", qa.gguf_type, "--format gguf: re-quantize linears GGUF cannot hold exactly onto "
                                                 "this ggml type (q4_0, q4_1, q5_0, q5_1, q8_0, q2_k..q6_k, f16, bf16)");
 
@@ -179,13 +183,15 @@ int main(int argc, char** argv) {
   CLI::App* exportc = app.add_subcommand("export", "write a model (quantized or not) in another format, e.g. a "
                                                    "quantized directory as one GGUF file for llama.cpp");
   exportc->add_option("model", ex.model, "model directory or file")->required();
-  exportc->add_option("--format", ex.format, "output format: gguf, native, hf")->required();
+  exportc->add_option("--format", ex.format, "output format: gguf, gptq, compressed-tensors, native, hf")->required();
   exportc->add_option("--out", ex.out, "output file or directory (written to a temporary name, then renamed)")
       ->required();
   exportc->add_option("--gguf-type", ex.gguf_type, "re-quantize linears GGUF cannot hold exactly (group 128, "
                                                    "per-channel, full precision) onto this ggml type: q4_0, q4_1, "
                                                    "q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, f16, bf16 "
                                                    "(lossy; reported per tensor)");
+  exportc->add_option("--gptq-format", ex.gptq_format, "--format gptq: checkpoint_format gptq (v1, zero - 1 "
+                                                      "stored; default unless a zero is 0) or gptq_v2 (true zeros)");
   exportc->add_option("--json", ex.json, "write a report (every tensor's type and the error the export added)");
   exportc->add_flag("--force", ex.force, "replace an existing output");
   add_common(exportc);

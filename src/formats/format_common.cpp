@@ -98,6 +98,70 @@ bool has_safetensors(const std::string& dir) {
   return found;
 }
 
+void check_plain_state(const Model& m, const char* format, bool allow_activations, const std::string& why_not) {
+  SQ_CHECK(allow_activations || !m.act.on(),
+           format << " cannot store activation quantization (" << why_not << ")");
+  SQ_CHECK(!m.final_norm_bias.defined(), format << " cannot store model.norm.bias (" << why_not << ")");
+  for (size_t i = 0; i < m.blocks.size(); ++i) {
+    const Block& b = m.blocks[i];
+    const std::string blk = "model.layers." + std::to_string(i);
+    SQ_CHECK(!b.act_clip.defined(),
+             format << " cannot store " << blk << ".activation_clip (learned activation clipping; " << why_not << ")");
+    SQ_CHECK(!b.mlp_norm_bias.defined(),
+             format << " cannot store " << blk << ".post_attention_layernorm.bias (" << why_not << ")");
+    for (int k = 0; k < kOnlinePoints; ++k)
+      SQ_CHECK(!b.online[k].defined(), format << " cannot store the online transform " << blk << "."
+                                              << online_point_name(OnlinePoint(k)) << " (" << why_not << ")");
+  }
+}
+
+std::string hf_module_name(const std::string& canonical) {
+  const std::string w = hf_tensor_name(canonical);
+  const std::string suffix = ".weight";
+  SQ_CHECK(w.size() > suffix.size() && w.compare(w.size() - suffix.size(), suffix.size(), suffix) == 0,
+           "linear " << canonical << " has no .weight tensor name (" << w << ")");
+  return w.substr(0, w.size() - suffix.size());
+}
+
+std::vector<std::string> linear_names(const Model& m) {
+  std::vector<std::string> names;
+  for (const Block& b : m.blocks)
+    for (const Linear& l : b.slots) names.push_back(l.name);
+  names.push_back(m.lm_head.name.empty() ? std::string("lm_head") : m.lm_head.name);
+  return names;
+}
+
+std::string exact_regex(const std::string& name) {
+  std::string r = "^";
+  for (char c : name) {
+    if (std::string(".[]{}()*+?^$|\\").find(c) != std::string::npos) r += '\\';
+    r += c;
+  }
+  return r + "$";
+}
+
+nlohmann::json read_config_json(const std::string& dir) {
+  const std::string p = path_join(dir, "config.json");
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(read_file(p));
+  } catch (const nlohmann::json::exception& e) {
+    SQ_FAIL(p << ": invalid JSON (" << e.what() << ")");
+  }
+  SQ_CHECK(cfg.is_object(), p << ": not a JSON object");
+  return cfg;
+}
+
+void add_mean_bits(nlohmann::json& d) {
+  double bits = 0, weights = 0;
+  for (const auto& [name, l] : d["linears"].items()) {
+    const double n = double(l["shape"][0].get<int64_t>()) * double(l["shape"][1].get<int64_t>());
+    bits += l.value("bits_per_weight", 0.0) * n;
+    weights += n;
+  }
+  d["bits_per_weight_quantized_linears"] = weights > 0 ? bits / weights : 0.0;
+}
+
 nlohmann::json describe_common(const ModelFormat& f, const std::string& dir) {
   const ModelConfig c = load_model_config(dir);
   return {{"format", f.name},

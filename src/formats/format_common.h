@@ -28,10 +28,29 @@ bool has_safetensors(const std::string& dir);
 // and empty "linears"/"formats" with quantized = false.
 nlohmann::json describe_common(const ModelFormat& f, const std::string& dir);
 
-// The rows (src/formats/native.cpp, hf.cpp, gguf.cpp).
+// Refuses (Error "FORMAT cannot store ...: REASON") the parts of M's state a checkpoint of
+// FORMAT cannot express: online transforms, learned activation clipping, norm biases, and
+// activation / KV-cache quantization unless ALLOW_ACTIVATIONS (the caller then checks what
+// its schema can say). WHY_NOT ends each reason ("not part of a plain HF model").
+void check_plain_state(const Model& m, const char* format, bool allow_activations, const std::string& why_not);
+// The quantized linears' module names as HF names them ("model.layers.0.self_attn.q_proj",
+// "lm_head"): canonical -> module, and every linear of M (quantized or not) in model order.
+std::string hf_module_name(const std::string& canonical);
+std::vector<std::string> linear_names(const Model& m);  // canonical names, blocks then lm_head
+// A regular expression matching exactly NAME (dots escaped), anchored "^...$".
+std::string exact_regex(const std::string& name);
+// config.json of DIR as JSON (Error naming the file when it is not a JSON object).
+nlohmann::json read_config_json(const std::string& dir);
+
+// Sets D["bits_per_weight_quantized_linears"] from D["linears"] (shape and bits_per_weight).
+void add_mean_bits(nlohmann::json& d);
+
+// The rows (src/formats/native.cpp, hf.cpp, gguf.cpp, gptq.cpp, compressed_tensors.cpp).
 ModelFormat native_format();
 ModelFormat hf_format();
 ModelFormat gguf_format();
+ModelFormat gptq_format();
+ModelFormat compressed_tensors_format();
 // The ModelConfig a GGUF file's metadata describes (src/formats/gguf.cpp).
 ModelConfig gguf_config(const std::string& path);
 

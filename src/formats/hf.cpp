@@ -31,27 +31,11 @@ std::string cannot_store_mixed(const MixedQTensor& q) {
   return "plain HF safetensors hold full-precision weights only (no mixed-precision linears)";
 }
 
-// Parts of a model's state that a plain HF checkpoint cannot express.
-void check_plain(const Model& m) {
-  SQ_CHECK(!m.act.on(), kName << " cannot store activation quantization (a plain HF model runs in full precision)");
-  SQ_CHECK(!m.final_norm_bias.defined(), kName << " cannot store model.norm.bias (not part of a plain HF model)");
-  for (size_t i = 0; i < m.blocks.size(); ++i) {
-    const Block& b = m.blocks[i];
-    const std::string blk = "model.layers." + std::to_string(i);
-    SQ_CHECK(!b.act_clip.defined(), kName << " cannot store " << blk << ".activation_clip (learned activation clipping)");
-    SQ_CHECK(!b.mlp_norm_bias.defined(),
-             kName << " cannot store " << blk << ".post_attention_layernorm.bias (not part of a plain HF model)");
-    for (int k = 0; k < kOnlinePoints; ++k)
-      SQ_CHECK(!b.online[k].defined(), kName << " cannot store the online transform " << blk << "."
-                                             << online_point_name(OnlinePoint(k)) << " (not part of a plain HF model)");
-  }
-}
-
 void write(const Model& m, const std::map<std::string, QTensor>& quantized,
            const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
   check_output(out, opts.force);
   check_storable(hf_format(), quantized, mixed);
-  check_plain(m);
+  check_plain_state(m, kName, /*allow_activations=*/false, "not part of a plain HF model");
   NamedTensors ts;
   for (const auto& [canonical, t] : canonical_tensors(m)) {
     SQ_CHECK(t.defined(), kName << " cannot store " << canonical

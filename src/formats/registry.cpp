@@ -14,6 +14,8 @@ namespace sq {
 const std::vector<ModelFormat>& format_registry() {
   static const std::vector<ModelFormat> table = {
       formats::native_format(),
+      formats::gptq_format(),
+      formats::compressed_tensors_format(),
       formats::hf_format(),
       formats::gguf_format(),
   };

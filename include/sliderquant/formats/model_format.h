@@ -31,6 +31,8 @@ struct FormatWriteOptions {
   // Re-quantize the linears the format cannot store exactly onto this type (lossy, reported)
   // instead of refusing them; "" = refuse. GGUF: a ggml type name ("q4_k", "q8_0", ...).
   std::string requant_type;
+  // gptq: "gptq" (v1: zero - 1 stored), "gptq_v2" (true zeros) or "" (v1 unless a zero is 0).
+  std::string checkpoint_format;
   // When set, the format adds what it wrote (gguf: every tensor's type and added error).
   nlohmann::json* report = nullptr;
 };
@@ -79,5 +81,9 @@ Model load_any_model(const std::string& dir);
 // The hyper-parameters of PATH without loading weights: config.json of a model directory, or
 // the metadata of a GGUF file.
 ModelConfig load_any_config(const std::string& path);
+
+// Why vLLM's Marlin kernel (its GPTQ path on GPUs and CPUs) cannot serve a GPTQ linear of
+// format F ("" when it can: symmetric 4 or 8 bits, per-channel or groups of 32, 64, 128).
+std::string gptq_marlin_problem(const QFormat& f);
 
 }  // namespace sq
