@@ -182,10 +182,12 @@ TEST(Formats, RegistryTableAndLookup) {
     EXPECT_TRUE(f.detect && f.read && f.write && f.describe && f.cannot_store && f.cannot_store_mixed) << f.name;
     EXPECT_EQ(&find_format(f.name), &f);
   }
-  EXPECT_EQ(names, (std::vector<std::string>{"native", "hf", "gguf"}));  // detection order: the specific one first
+  // Detection order: the specific ones first (gptq and compressed-tensors directories are also
+  // config.json + safetensors directories).
+  EXPECT_EQ(names, (std::vector<std::string>{"native", "gptq", "compressed-tensors", "hf", "gguf"}));
   const std::string msg = error_of([] { find_format("no-such-format"); });
   EXPECT_TRUE(contains(msg, "unknown model format 'no-such-format'")) << msg;
-  EXPECT_TRUE(contains(msg, "native, hf, gguf")) << msg;
+  EXPECT_TRUE(contains(msg, "native, gptq, compressed-tensors, hf, gguf")) << msg;
   EXPECT_THROW(find_format("no-such-format"), UsageError);
 }
 
@@ -194,6 +196,7 @@ TEST(Formats, EveryFormatRoundTripsOrRefusesEveryQuantizer) {
   const Model m = load_model(kModel);
   const std::vector<Results> spread = quantizer_spread(m);
   int exact = 0, refused = 0;
+  std::map<std::string, int> stored;  // format -> quantizer outputs stored exactly
   for (const ModelFormat& f : format_registry())
     for (const Results& r : spread) {
       SCOPED_TRACE(std::string(f.name) + " x " + r.label);
@@ -224,6 +227,7 @@ TEST(Formats, EveryFormatRoundTripsOrRefusesEveryQuantizer) {
                     1e-3 * want.abs().max().item<double>()) << n;
         }
         ++exact;
+        ++stored[f.name];
         continue;
       }
       for (const auto& [n, q] : r.quantized) {
@@ -246,11 +250,16 @@ TEST(Formats, EveryFormatRoundTripsOrRefusesEveryQuantizer) {
       }
       expect_same_plain_tensors(m, back, out);
       ++exact;
+      ++stored[f.name];
     }
   // native stores every quantizer output but the ragged grouping; hf stores none of them;
-  // gguf stores w5g32 (Q5_1) only.
-  EXPECT_EQ(exact, int(spread.size()) - 1 + 1);
-  EXPECT_EQ(refused, int(spread.size()) + 1 + int(spread.size()) - 1);
+  // gguf stores w5g32 (Q5_1) only; compressed-tensors every uniform format (g_idx included)
+  // but not DSQ, mixed widths or the ragged grouping; gptq only what fills whole words on
+  // stories260K's widths (64 and 172): every 8-bit format (rows of 64 and 172 divide by 4).
+  const int n = int(spread.size());
+  EXPECT_EQ(stored, (std::map<std::string, int>{
+                        {"native", n - 1}, {"gguf", 1}, {"compressed-tensors", n - 6}, {"gptq", 4}}));
+  EXPECT_EQ(exact + refused, n * int(format_registry().size()));
 }
 
 TEST(Formats, HfWritesTheFullPrecisionModelAndRefusesWhatItCannotHold) {

@@ -14,7 +14,7 @@ namespace {
 
 // The tables checked against the CLI, and the file that shows each.
 const std::pair<const char*, const char*> kTables[] = {
-    {"families", "/README.md"}, {"formats", "/README.md"}, {"recipes", "/configs/README.md"}};
+    {"families", "/README.md"}, {"formats", "/README.md"}, {"recipes", "/configs/README.md"}, {"exports", "/docs/EXPORTS.md"}};
 
 std::string trim(const std::string& s) {
   const size_t a = s.find_first_not_of(" \n");

@@ -1,9 +1,11 @@
-// tools/cmd_list: `sliderquant list families|formats|recipes [--test]`: the registries as
+// tools/cmd_list: `sliderquant list families|formats|recipes|exports [--test]`: the registries as
 // markdown tables. Families come from arch_registry() (src/arch/registry.cpp), formats from
 // format_registry() (src/formats/registry.cpp); recipes are the
 // configs/*.json files (configs/test/ too with --test, named test/NAME), each loaded and
 // validated. README.md (families, formats) and configs/README.md (recipes) show these tables
 // verbatim between `<!-- sliderquant list X -->` markers; tests/test_readme.cpp checks them.
+#include <ATen/ATen.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +19,9 @@
 #include "sliderquant/formats/model_format.h"
 #include "sliderquant/model/arch.h"
 #include "sliderquant/pipeline/recipe.h"
+#include "sliderquant/quant/dsq.h"
+#include "sliderquant/quant/mixed.h"
+#include "sliderquant/quant/rtn.h"
 
 namespace sq::cli {
 
@@ -39,6 +44,58 @@ void list_formats() {
   for (const ModelFormat& f : format_registry())
     std::printf("| %s | %s | %s | %s |\n", code(f.name).c_str(), f.stores_quantized ? "packed" : "no (full precision)",
                 f.looks_for, f.summary);
+}
+
+// What each format that stores quantized linears does with the output of each quantizer
+// format: its own cannot_store / cannot_store_mixed on a [256, 256] linear quantized by RTN
+// (so the table is what the writers enforce), plus whether vLLM's Marlin kernel serves the
+// GPTQ export.
+void list_exports() {
+  struct Row {
+    std::string label;
+    QTensor q;
+    MixedQTensor mixed;
+    bool is_mixed = false;
+  };
+  at::manual_seed(0);
+  const at::Tensor W = at::randn({256, 256}, at::kFloat);
+  std::vector<Row> rows;
+  for (const char* n : {"w2g128", "w3g128", "w4g128", "w4g128s", "w4g32s", "w4s", "w4", "w5g128", "w6g64", "w8g128s",
+                        "w8"})
+    rows.push_back({code(n), rtn_quantize(W, QFormat::parse(n)), {}});
+  {
+    QTensor q = rtn_quantize(W, QFormat::parse("w4g128s"));
+    q.g_idx = at::arange(256, at::kLong).mul(7).remainder(256).div(128, "floor").to(at::kInt);
+    rows.push_back({code("w4g128s") + " + act-order g_idx", q, {}});
+  }
+  rows.push_back({code("w2g128d") + " (DSQ)", dsq_rtn_quantize(W, QFormat::parse("w2g128d"), 4), {}});
+  for (const char* n : {"q4_0", "q8_0", "q4_k", "q6_k"})
+    rows.push_back({code(n) + " (ggml grid)", rtn_quantize(W, QFormat::parse(n)), {}});
+  {
+    Row r{code("w3+w2") + " (mixed widths in one linear)", {}, {}, true};
+    r.mixed = MixedQTensor::rtn(W, at::arange(0, 32, at::kInt), QFormat::parse("w3"), QFormat::parse("w2"));
+    rows.push_back(r);
+  }
+  std::vector<const ModelFormat*> targets;
+  for (const ModelFormat& f : format_registry())
+    if (f.stores_quantized) targets.push_back(&f);
+  std::printf("| quantizer format |");
+  for (const ModelFormat* f : targets) std::printf(" %s |", code(f->name).c_str());
+  std::printf(" vLLM Marlin (gptq) |\n|---|");
+  for (size_t i = 0; i <= targets.size(); ++i) std::printf("---|");
+  std::printf("\n");
+  for (const Row& r : rows) {
+    std::printf("| %s |", r.label.c_str());
+    for (const ModelFormat* f : targets) {
+      const std::string why = r.is_mixed ? f->cannot_store_mixed(r.mixed) : f->cannot_store(r.q);
+      std::string cell = "exact";
+      if (!why.empty())
+        cell = std::string(f->name) == "gguf" ? "lossy (`--gguf-type` re-quantizes): " + why : "refused: " + why;
+      std::printf(" %s |", cell.c_str());
+    }
+    const std::string marlin = r.is_mixed ? std::string("no GPTQ form") : gptq_marlin_problem(r.q.format);
+    std::printf(" %s |\n", marlin.empty() ? "yes" : ("no: " + marlin).c_str());
+  }
 }
 
 // The recipe files of DIR (*.json, sorted by name), as (shown name, path).
@@ -87,7 +144,8 @@ int cmd_list(const ListArgs& a, const CommonArgs& common) {
   if (a.what == "families") list_families();
   else if (a.what == "formats") list_formats();
   else if (a.what == "recipes") list_recipes(a.test);
-  else throw UsageError("list: unknown table '" + a.what + "' (known: families, formats, recipes)");
+  else if (a.what == "exports") list_exports();
+  else throw UsageError("list: unknown table '" + a.what + "' (known: families, formats, recipes, exports)");
   return 0;
 }
 

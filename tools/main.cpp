@@ -207,10 +207,11 @@ int main(int argc, char** argv) {
   // ---- list
   cli::ListArgs la;
   CLI::App* list = app.add_subcommand("list", "print a registry as a markdown table: model families, model "
-                                              "formats, or the recipes in configs/");
-  list->add_option("what", la.what, "families | formats | recipes")
+                                              "formats, the recipes in configs/, or which quantizer "
+                                              "formats each export format stores exactly");
+  list->add_option("what", la.what, "families | formats | recipes | exports")
       ->required()
-      ->check(CLI::IsMember({"families", "formats", "recipes"}));
+      ->check(CLI::IsMember({"families", "formats", "recipes", "exports"}));
   list->add_flag("--test", la.test, "recipes: also the small-model recipes in configs/test/ (named test/NAME)");
   add_common(list);
 
