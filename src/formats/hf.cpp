@@ -21,7 +21,19 @@ bool detect(const std::string& dir) {
          !path_exists(path_join(dir, "quantization_config.json")) && has_safetensors(dir);
 }
 
-Model read(const std::string& dir) { return load_model(dir); }
+Model read(const std::string& dir) {
+  // A quantized checkpoint of a kind no row reads (gptq and compressed-tensors are detected
+  // before this row) would otherwise fail on its first missing .weight.
+  const nlohmann::json cfg = read_config_json(dir);
+  if (cfg.contains("quantization_config") && cfg["quantization_config"].is_object()) {
+    const nlohmann::json& qc = cfg["quantization_config"];
+    const std::string method = qc.value("quant_method", std::string("?"));
+    SQ_FAIL(path_join(dir, "config.json") << ": quantization_config.quant_method '" << method
+                                          << "' is not supported (sliderquant reads gptq and compressed-tensors "
+                                             "checkpoints)");
+  }
+  return load_model(dir);
+}
 
 std::string cannot_store(const QTensor& q) {
   return "plain HF safetensors hold full-precision weights only (no codes, scales or zeros)";
