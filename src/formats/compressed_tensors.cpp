@@ -46,13 +46,6 @@ constexpr const char* kWhy =
     "a compressed-tensors checkpoint is a plain model with quantized linears and per-token activation schemes";
 constexpr const char* kVersion = "0.20.1";  // the compressed-tensors release the layout was checked against
 
-bool trivial_g_idx(const QTensor& q) {
-  if (!q.g_idx.defined()) return true;
-  const int64_t in = q.in_features();
-  at::Tensor expect = at::arange(in, at::kLong).div(q.format.group_width(in), "floor");
-  return q.g_idx.to(at::kLong).cpu().equal(expect);
-}
-
 std::string cannot_store(const QTensor& q) {
   const QFormat& f = q.format;
   if (!q.codes.defined() || q.codes.dim() != 2) return "it has no [out, in] codes";
@@ -101,7 +94,7 @@ struct Weights {
 };
 
 Weights weights_of(const QTensor& q) {
-  return {q.format.bits, q.format.group_size, q.format.symmetric, !trivial_g_idx(q)};
+  return {q.format.bits, q.format.group_size, q.format.symmetric, !contiguous_groups(q)};
 }
 
 std::string format_for(const Weights& w, bool activations) {
@@ -147,7 +140,7 @@ NamedTensors pack(const std::string& prefix, const QTensor& q, const std::string
     else
       ts.emplace_back(prefix + ".weight_zero_point", (zeros - double(mid)).to(at::kChar).contiguous());
   }
-  if (!trivial_g_idx(q)) ts.emplace_back(prefix + ".weight_g_idx", q.g_idx.cpu().to(at::kInt).contiguous());
+  if (!contiguous_groups(q)) ts.emplace_back(prefix + ".weight_g_idx", q.g_idx.cpu().to(at::kInt).contiguous());
   if (format == "pack-quantized")
     ts.emplace_back(prefix + ".weight_shape", at::tensor(std::vector<int64_t>{out, in}, at::kLong));
   return ts;

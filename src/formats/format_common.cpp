@@ -1,6 +1,8 @@
 // formats/format_common: helpers shared by the format rows (see format_common.h).
 #include "format_common.h"
 
+#include <ATen/ATen.h>
+
 #include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -129,6 +131,12 @@ std::vector<std::string> linear_names(const Model& m) {
     for (const Linear& l : b.slots) names.push_back(l.name);
   names.push_back(m.lm_head.name.empty() ? std::string("lm_head") : m.lm_head.name);
   return names;
+}
+
+bool contiguous_groups(const QTensor& q) {
+  if (!q.g_idx.defined()) return true;
+  const int64_t in = q.in_features();
+  return q.g_idx.to(at::kLong).cpu().equal(at::arange(in, at::kLong).div(q.format.group_width(in), "floor"));
 }
 
 std::string exact_regex(const std::string& name) {

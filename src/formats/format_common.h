@@ -37,6 +37,8 @@ void check_plain_state(const Model& m, const char* format, bool allow_activation
 // "lm_head"): canonical -> module, and every linear of M (quantized or not) in model order.
 std::string hf_module_name(const std::string& canonical);
 std::vector<std::string> linear_names(const Model& m);  // canonical names, blocks then lm_head
+// True when Q has no g_idx or the one it has is the natural j / group width (no act-order).
+bool contiguous_groups(const QTensor& q);
 // A regular expression matching exactly NAME (dots escaped), anchored "^...$".
 std::string exact_regex(const std::string& name);
 // config.json of DIR as JSON (Error naming the file when it is not a JSON object).

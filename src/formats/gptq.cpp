@@ -57,16 +57,8 @@ struct Scheme {
   }
 };
 
-bool trivial_g_idx(const QTensor& q) {
-  if (!q.g_idx.defined()) return true;
-  const int64_t in = q.in_features();
-  const int64_t width = q.format.group_width(in);
-  at::Tensor expect = at::arange(in, at::kLong).div(width, "floor");
-  return q.g_idx.to(at::kLong).cpu().equal(expect);
-}
-
 Scheme scheme_of(const QTensor& q) {
-  return {q.format.bits, q.format.group_size, q.format.symmetric, !trivial_g_idx(q)};
+  return {q.format.bits, q.format.group_size, q.format.symmetric, !contiguous_groups(q)};
 }
 
 // Why Q has no exact GPTQ form ("" when it has one).
