@@ -16,3 +16,6 @@ $SUDO apt-get install -y -q --no-install-recommends \
 
 # The Python of tests and benchmarks (gguf-py, llama-cpp-python), in .venv.
 bash "$(dirname "$0")/install_python.sh"
+# vLLM's CPU build (tests/hfquant/test_vllm.py), in its own .venv-vllm: it pins other torch and
+# transformers versions than .venv.
+bash "$(dirname "$0")/install_vllm.sh"

@@ -92,6 +92,11 @@ int cmd_export(const ExportArgs& a, const CommonArgs& common) {
   wo.requant_type = a.gguf_type;
   wo.checkpoint_format = a.gptq_format;
   wo.report = &report;
+  // A native source's run report (recipe, calibration) travels into formats that keep one.
+  if (std::string(detect_format(a.model).name) == "native") {
+    const nlohmann::json described = detect_format(a.model).describe(a.model);
+    if (described.contains("metadata") && described["metadata"].is_object()) wo.extra_json = described["metadata"].dump();
+  }
   SQ_CHECK(a.gguf_type.empty() || std::string(f.name) == "gguf", "--gguf-type applies to --format gguf only");
   SQ_CHECK(a.gptq_format.empty() || std::string(f.name) == "gptq", "--gptq-format applies to --format gptq only");
   f.write(m, q, mixed, a.out, wo);

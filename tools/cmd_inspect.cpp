@@ -111,7 +111,10 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
                        {"bytes", bytes},
                        {"bits_per_weight", bpw},
                        {"model_format", format.name},
-                       {"quantization", described.value("metadata", nlohmann::json())},
+                       {"quantization", described.contains("metadata") ? described["metadata"]
+                                                                        : described.value("quantization_config",
+                                                                                          nlohmann::json())},
+                       {"linears", described.value("linears", nlohmann::json::object())},
                        {"files", n_files},
                        {"tensors", tensors}};
     write_file_atomic(a.json, out.dump(2) + "\n");

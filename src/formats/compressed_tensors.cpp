@@ -56,6 +56,9 @@ std::string cannot_store(const QTensor& q) {
     return "in_features " + std::to_string(q.in_features()) + " is not a multiple of group size " +
            std::to_string(f.group_size);
   if (!q.scales.defined() || !q.zeros.defined()) return "scales or zeros are missing";
+  if (!contiguous_groups(q))
+    return "act-order groups (a g_idx): compressed-tensors 0.19 removed actorder 'group' and current loaders refuse "
+           "weight_g_idx; quantize with order group_preserving or natural (or export --format gptq)";
   if (!at::isfinite(q.scales).all().item<bool>()) return "a scale is not finite";
   if (q.scales.abs().max().item<float>() > 65504.f) return "a scale overflows float16";
   return "";

@@ -151,11 +151,11 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
     if (zero0.empty() && q.zeros.defined() && (q.zeros < 0.5).any().item<bool>()) zero0 = name;
   bool v1 = cf == "gptq" || (cf == "auto" && zero0.empty());
   SQ_CHECK(!(cf == "gptq" && !zero0.empty()),
-           kName << " cannot store " << zero0
+           kName << " cannot store " << hf_module_name(zero0)
                  << " as checkpoint_format gptq (v1 stores zero - 1 and this linear has a zero of 0); use "
                     "--gptq-format gptq_v2");
   if (cf == "auto" && !v1)
-    SQ_INFO("gptq: " << zero0 << " has a zero of 0, which v1 cannot store: writing checkpoint_format gptq_v2");
+    SQ_INFO("gptq: " << hf_module_name(zero0) << " has a zero of 0, which v1 cannot store: writing checkpoint_format gptq_v2");
 
   // The most common scheme is the config's; the others become dynamic overrides.
   std::map<Scheme, int> count;

@@ -21,9 +21,9 @@ bool detect(const std::string& dir) {
          !path_exists(path_join(dir, "quantization_config.json")) && has_safetensors(dir);
 }
 
-Model read(const std::string& dir) {
-  // A quantized checkpoint of a kind no row reads (gptq and compressed-tensors are detected
-  // before this row) would otherwise fail on its first missing .weight.
+// A quantized checkpoint of a kind no row reads (gptq and compressed-tensors are detected
+// before this row) would otherwise fail on its first missing .weight, or look full precision.
+void refuse_other_quantization(const std::string& dir) {
   const nlohmann::json cfg = read_config_json(dir);
   if (cfg.contains("quantization_config") && cfg["quantization_config"].is_object()) {
     const nlohmann::json& qc = cfg["quantization_config"];
@@ -32,6 +32,10 @@ Model read(const std::string& dir) {
                                           << "' is not supported (sliderquant reads gptq and compressed-tensors "
                                              "checkpoints)");
   }
+}
+
+Model read(const std::string& dir) {
+  refuse_other_quantization(dir);
   return load_model(dir);
 }
 
@@ -60,7 +64,10 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
   });
 }
 
-nlohmann::json describe(const std::string& dir) { return describe_common(hf_format(), dir); }
+nlohmann::json describe(const std::string& dir) {
+  refuse_other_quantization(dir);
+  return describe_common(hf_format(), dir);
+}
 
 }  // namespace
 
