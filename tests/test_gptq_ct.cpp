@@ -326,6 +326,28 @@ TEST(CompressedTensorsFormat, RefusesWhatTheSchemaCannotSay) {
   }
 }
 
+// llama.cpp's legacy zero-form grids are plain symmetric groups of 32: q4_0 = w4g32s,
+// q8_0 = w8g32s (fp16 scale d, zero 2^(bits-1)); both serving formats store them exactly.
+TEST(GptqFormat, LegacyGgmlGridsExportAsTheirUniformFormat) {
+  const Model m = load_model(tiny_model());
+  for (const char* grid : {"q4_0", "q8_0"}) {
+    const std::map<std::string, QTensor> q = quantize(m, grid);
+    for (const char* f : {"gptq", "compressed-tensors"}) {
+      SCOPED_TRACE(std::string(grid) + " -> " + f);
+      const std::string out = fresh_path(std::string("grid_") + grid + "_" + f);
+      find_format(f).write(m, q, {}, out, {});
+      const Model back = find_format(f).read(out);
+      for (const auto& [n, x] : q) {
+        const QTensor& y = qtensor_of(back, n);
+        EXPECT_EQ(y.format.name(), std::string(grid) == "q4_0" ? "w4g32s" : "w8g32s");
+        EXPECT_TRUE(at::equal(x.dequantize(), y.dequantize())) << n;
+      }
+    }
+  }
+  EXPECT_EQ(gptq_marlin_problem(QFormat::parse("q4_0")), "");
+  EXPECT_NE(gptq_marlin_problem(QFormat::parse("q4_k")), "");
+}
+
 // A bad checkpoint: one error naming what and where.
 void expect_refused(const std::string& dir, const std::vector<std::string>& parts) {
   const std::string msg = error_of([&] { load_any_model(dir); });

@@ -46,7 +46,8 @@ constexpr const char* kWhy =
     "a compressed-tensors checkpoint is a plain model with quantized linears and per-token activation schemes";
 constexpr const char* kVersion = "0.20.1";  // the compressed-tensors release the layout was checked against
 
-std::string cannot_store(const QTensor& q) {
+std::string cannot_store(const QTensor& grid_or_uniform) {
+  const QTensor q = uniform_view(grid_or_uniform);
   const QFormat& f = q.format;
   if (!q.codes.defined() || q.codes.dim() != 2) return "it has no [out, in] codes";
   if (f.dsq) return "DSQ's dual scales have no compressed-tensors scheme (one scale and zero point per group)";
@@ -166,10 +167,11 @@ nlohmann::json activations_scheme(const Model& m) {
           {"scale_dtype", nullptr}, {"zp_dtype", nullptr},  {"observer", nullptr},         {"observer_kwargs", nlohmann::json::object()}};
 }
 
-void write(const Model& m, const std::map<std::string, QTensor>& quantized,
+void write(const Model& m, const std::map<std::string, QTensor>& as_given,
            const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
   check_output(out, opts.force);
-  check_storable(compressed_tensors_format(), quantized, mixed);
+  check_storable(compressed_tensors_format(), as_given, mixed);
+  const std::map<std::string, QTensor> quantized = uniform_view(as_given);
   check_plain_state(m, kName, /*allow_activations=*/true, kWhy);
   SQ_CHECK(!quantized.empty(), kName << " needs quantized linears (" << m.dir
                                      << " has none; quantize it first or use --format hf)");

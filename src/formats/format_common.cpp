@@ -139,6 +139,20 @@ bool contiguous_groups(const QTensor& q) {
   return q.g_idx.to(at::kLong).cpu().equal(at::arange(in, at::kLong).div(q.format.group_width(in), "floor"));
 }
 
+QTensor uniform_view(const QTensor& q) {
+  const GgmlGrid g = q.format.grid;
+  if (g != GgmlGrid::Q4_0 && g != GgmlGrid::Q5_0 && g != GgmlGrid::Q8_0) return q;
+  QTensor u = q;
+  u.format.grid = GgmlGrid::None;  // bits, group 32 and symmetric already describe the grid
+  return u;
+}
+
+std::map<std::string, QTensor> uniform_view(const std::map<std::string, QTensor>& qs) {
+  std::map<std::string, QTensor> out;
+  for (const auto& [n, q] : qs) out.emplace(n, uniform_view(q));
+  return out;
+}
+
 std::string exact_regex(const std::string& name) {
   std::string r = "^";
   for (char c : name) {

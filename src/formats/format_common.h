@@ -39,6 +39,11 @@ std::string hf_module_name(const std::string& canonical);
 std::vector<std::string> linear_names(const Model& m);  // canonical names, blocks then lm_head
 // True when Q has no g_idx or the one it has is the natural j / group width (no act-order).
 bool contiguous_groups(const QTensor& q);
+// Q as a plain uniform format when it is one in disguise: the legacy ggml zero-form grids
+// q4_0 / q5_0 / q8_0 are w4g32s / w5g32s / w8g32s exactly (fp16 scale d per 32 columns,
+// zero 2^(bits-1)); anything else is returned as it is.
+QTensor uniform_view(const QTensor& q);
+std::map<std::string, QTensor> uniform_view(const std::map<std::string, QTensor>& qs);
 // A regular expression matching exactly NAME (dots escaped), anchored "^...$".
 std::string exact_regex(const std::string& name);
 // config.json of DIR as JSON (Error naming the file when it is not a JSON object).

@@ -62,7 +62,8 @@ Scheme scheme_of(const QTensor& q) {
 }
 
 // Why Q has no exact GPTQ form ("" when it has one).
-std::string cannot_store(const QTensor& q) {
+std::string cannot_store(const QTensor& grid_or_uniform) {
+  const QTensor q = uniform_view(grid_or_uniform);
   const QFormat& f = q.format;
   if (!q.codes.defined() || q.codes.dim() != 2) return "it has no [out, in] codes";
   if (f.dsq) return "DSQ's dual scales have no GPTQ form (GPTQ stores one scale and zero per group)";
@@ -134,10 +135,11 @@ NamedTensors pack(const std::string& prefix, const QTensor& q, bool v1) {
           {prefix + ".g_idx", g_idx}};
 }
 
-void write(const Model& m, const std::map<std::string, QTensor>& quantized,
+void write(const Model& m, const std::map<std::string, QTensor>& as_given,
            const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
   check_output(out, opts.force);
-  check_storable(gptq_format(), quantized, mixed);
+  check_storable(gptq_format(), as_given, mixed);
+  const std::map<std::string, QTensor> quantized = uniform_view(as_given);
   check_plain_state(m, kName, /*allow_activations=*/false, kWhy);
   SQ_CHECK(!quantized.empty(), kName << " needs quantized linears (" << m.dir
                                      << " has none; quantize it first or use --format hf)");
@@ -464,7 +466,10 @@ ModelFormat gptq_format() {
 
 namespace sq {
 
-std::string gptq_marlin_problem(const QFormat& f) {
+std::string gptq_marlin_problem(const QFormat& given) {
+  QFormat f = given;
+  if (f.grid == GgmlGrid::Q4_0 || f.grid == GgmlGrid::Q5_0 || f.grid == GgmlGrid::Q8_0)
+    f.grid = GgmlGrid::None;  // w4g32s / w5g32s / w8g32s exactly (formats/format_common.h uniform_view)
   if (f.dsq || f.ggml()) return f.name() + " has no GPTQ form";
   if (f.bits != 4 && f.bits != 8) return std::to_string(f.bits) + "-bit (Marlin: 4 or 8)";
   if (!f.symmetric) return "asymmetric (Marlin: symmetric only)";
