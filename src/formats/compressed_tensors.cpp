@@ -60,9 +60,7 @@ std::string cannot_store(const QTensor& grid_or_uniform) {
   if (!contiguous_groups(q))
     return "act-order groups (a g_idx): compressed-tensors 0.19 removed actorder 'group' and current loaders refuse "
            "weight_g_idx; quantize with order group_preserving or natural (or export --format gptq)";
-  if (!at::isfinite(q.scales).all().item<bool>()) return "a scale is not finite";
-  if (q.scales.abs().max().item<float>() > 65504.f) return "a scale overflows float16";
-  return "";
+  return scale_problem(q);
 }
 
 std::string cannot_store_mixed(const MixedQTensor&) {
@@ -70,16 +68,7 @@ std::string cannot_store_mixed(const MixedQTensor&) {
 }
 
 nlohmann::json ct_config(const std::string& dir) {
-  if (!is_directory(dir) || !path_exists(path_join(dir, "config.json"))) return nullptr;
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(read_file(path_join(dir, "config.json")));
-  } catch (const std::exception&) {
-    return nullptr;
-  }
-  if (!cfg.is_object()) return nullptr;
-  nlohmann::json qc = cfg.value("quantization_config", nlohmann::json());
-  if (!qc.is_object()) qc = cfg.value("compression_config", nlohmann::json());
+  const nlohmann::json qc = try_quantization_config(dir, "compression_config");
   if (!qc.is_object() || qc.value("quant_method", std::string()) != "compressed-tensors") return nullptr;
   return qc;
 }

@@ -153,6 +153,27 @@ std::map<std::string, QTensor> uniform_view(const std::map<std::string, QTensor>
   return out;
 }
 
+nlohmann::json try_quantization_config(const std::string& dir, const char* alt_key) {
+  if (!is_directory(dir) || !path_exists(path_join(dir, "config.json"))) return nullptr;
+  nlohmann::json cfg;
+  try {
+    cfg = nlohmann::json::parse(read_file(path_join(dir, "config.json")));
+  } catch (const std::exception&) {
+    return nullptr;
+  }
+  if (!cfg.is_object()) return nullptr;
+  nlohmann::json qc = cfg.value("quantization_config", nlohmann::json());
+  if (!qc.is_object() && alt_key) qc = cfg.value(alt_key, nlohmann::json());
+  return qc.is_object() ? qc : nlohmann::json();
+}
+
+std::string scale_problem(const QTensor& q) {
+  if (!q.scales.defined() || !q.zeros.defined()) return "scales or zeros are missing";
+  if (!at::isfinite(q.scales).all().item<bool>()) return "a scale is not finite";
+  if (q.scales.abs().max().item<float>() > 65504.f) return "a scale overflows float16";
+  return "";
+}
+
 std::string exact_regex(const std::string& name) {
   std::string r = "^";
   for (char c : name) {

@@ -44,6 +44,11 @@ bool contiguous_groups(const QTensor& q);
 // zero 2^(bits-1)); anything else is returned as it is.
 QTensor uniform_view(const QTensor& q);
 std::map<std::string, QTensor> uniform_view(const std::map<std::string, QTensor>& qs);
+// config.json's quantization_config of DIR (or the object under ALT_KEY when that is absent),
+// null when DIR has no readable config.json or it holds neither object. For detect().
+nlohmann::json try_quantization_config(const std::string& dir, const char* alt_key = nullptr);
+// "" when Q's scales and zeros are present, finite and fit float16; else why not.
+std::string scale_problem(const QTensor& q);
 // A regular expression matching exactly NAME (dots escaped), anchored "^...$".
 std::string exact_regex(const std::string& name);
 // config.json of DIR as JSON (Error naming the file when it is not a JSON object).

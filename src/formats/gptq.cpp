@@ -81,10 +81,7 @@ std::string cannot_store(const QTensor& grid_or_uniform) {
            std::to_string(f.bits) + "-bit qzeros words)";
   if (f.group_size > 0 && in % f.group_size != 0)
     return "in_features " + std::to_string(in) + " is not a multiple of group size " + std::to_string(f.group_size);
-  if (!q.scales.defined() || !q.zeros.defined()) return "scales or zeros are missing";
-  if (!at::isfinite(q.scales).all().item<bool>()) return "a scale is not finite";
-  if (q.scales.abs().max().item<float>() > 65504.f) return "a scale overflows float16";
-  return "";
+  return scale_problem(q);
 }
 
 std::string cannot_store_mixed(const MixedQTensor&) {
@@ -95,13 +92,7 @@ std::string cannot_store_mixed(const MixedQTensor&) {
 // says quant_method "gptq".
 nlohmann::json gptq_config(const std::string& dir) {
   if (!is_directory(dir) || !path_exists(path_join(dir, "config.json"))) return nullptr;
-  nlohmann::json cfg;
-  try {
-    cfg = nlohmann::json::parse(read_file(path_join(dir, "config.json")));
-  } catch (const std::exception&) {
-    return nullptr;
-  }
-  nlohmann::json qc = cfg.is_object() ? cfg.value("quantization_config", nlohmann::json()) : nlohmann::json();
+  nlohmann::json qc = try_quantization_config(dir);
   if (!qc.is_object() && path_exists(path_join(dir, "quantize_config.json"))) {
     try {
       qc = nlohmann::json::parse(read_file(path_join(dir, "quantize_config.json")));
