@@ -30,4 +30,4 @@ if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
 fi
 "${PIP[@]}" install -q --find-links "$WHEELS" -r requirements-test.txt
 "$VENV/bin/python" -c "import gguf, llama_cpp; print('test Python ready:', llama_cpp.__version__, llama_cpp.llama_print_system_info().decode().strip())"
-"$VENV/bin/python" -c "import torch, transformers, gptqmodel, optimum.gptq, compressed_tensors, safetensors, sentencepiece; print('GPTQ / compressed-tensors interop ready: torch', torch.__version__, 'transformers', transformers.__version__, 'gptqmodel', gptqmodel.__version__, 'compressed-tensors', compressed_tensors.__version__)" | tail -n 1  # gptqmodel prints a banner on import
+"$VENV/bin/python" -c "import torch, transformers, gptqmodel, optimum.gptq, compressed_tensors, safetensors, sentencepiece, lm_eval; print('GPTQ / compressed-tensors interop ready: torch', torch.__version__, 'transformers', transformers.__version__, 'gptqmodel', gptqmodel.__version__, 'compressed-tensors', compressed_tensors.__version__)" | tail -n 1  # gptqmodel prints a banner on import

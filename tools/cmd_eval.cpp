@@ -111,7 +111,7 @@ void run_zeroshot(const EvalArgs& a, const std::vector<TaskData>& tasks, Runner&
   so.batch_size = a.zs_batch_size;
   ModelScorer scorer(runner, so);
   ZeroshotOptions zo;
-  zo.add_bos = a.zs_bos;
+  zo.add_bos = a.zs_bos == "auto" ? tok.add_bos : a.zs_bos == "yes";
   zo.progress = !quiet;
   std::vector<TaskResult> results;
   nlohmann::json zs = nlohmann::json::object();
@@ -136,7 +136,7 @@ void run_zeroshot(const EvalArgs& a, const std::vector<TaskData>& tasks, Runner&
                         {"data_sha256", t.sha256},
                         {"prompt_format", t.spec.prompt_format},
                         {"prompt_format_version", t.spec.prompt_format_version},
-                        {"bos", a.zs_bos && tok.bos_id >= 0},
+                        {"bos", zo.add_bos && tok.bos_id >= 0},
                         {"requests", r.requests},
                         {"seconds", r.seconds},
                         {"items_per_second", r.items_per_second}};

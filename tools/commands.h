@@ -27,7 +27,7 @@ struct EvalArgs {
   std::string tasks;      // zero-shot tasks, comma-separated, or "all"
   int64_t limit = 0;      // first N documents per task (0 = all)
   int64_t zs_batch_size = 32;
-  bool zs_bos = false;    // prepend BOS to zero-shot requests (lm-eval add_bos_token=True)
+  std::string zs_bos = "auto";  // BOS before zero-shot requests: auto (the tokenizer's add_bos, as lm-eval), yes, no
   std::string kld_base;   // base model directory for KL(base || model)
   std::string save_logits;  // .npy: logits [T, V] float32 of the first window of the first --ppl dataset
 };

@@ -76,8 +76,10 @@ int main(int argc, char** argv) {
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   eval->add_option("--zs-batch-size", ev.zs_batch_size, "zero-shot sequences per forward pass")
       ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(4096)));
-  eval->add_flag("--zs-bos", ev.zs_bos,
-                 "prepend BOS to zero-shot requests (lm-eval add_bos_token=True; its default is off)");
+  eval->add_option("--zs-bos", ev.zs_bos,
+                   "BOS before zero-shot requests: auto (as the tokenizer adds it, which is what lm-eval 0.4.13 "
+                   "does), yes (lm-eval add_bos_token=True), no")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "yes", "no"}));
   eval->add_option("--kld-base", ev.kld_base,
                    "base model directory: KL(base || MODEL) per token on the --ppl datasets (default wikitext2)");
   eval->add_option("--data-dir", ev.data_dir,

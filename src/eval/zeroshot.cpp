@@ -32,7 +32,7 @@ Request encode_request(const Tokenizer& tok, const std::string& context, const s
   r.continuation.assign(whole.begin() + long(n), whole.end());
   SQ_CHECK(!r.continuation.empty(), "continuation \"" << continuation << "\" encodes to no tokens after its context");
   SQ_CHECK(!r.context.empty(), "empty context for continuation \"" << continuation
-                                                                   << "\" (use a BOS token: --zs-bos)");
+                                                                   << "\" (use a BOS token: --zs-bos yes)");
   return r;
 }
 
