@@ -42,10 +42,14 @@ struct RefResult {
   bool with_g_idx = false;
 };
 
+// block_start > 0: dynamic group parameters from W as it stood at the start of the lazy block of
+// that many columns (gptq.py); 0: from the current columns. A short last group (ragged format) is
+// a group of its own in every order.
 RefResult gptq_reference(const at::Tensor& W_in, const at::Tensor& H_in, const QFormat& f, GptqOrder order,
-                         bool static_groups, double percdamp = 0.01) {
+                         bool static_groups, double percdamp = 0.01, int64_t block_start = 0) {
   const int64_t out = W_in.size(0), in = W_in.size(1);
   const int64_t width = f.group_width(in), G = f.groups(in), maxq = f.maxq();
+  auto glen = [&](int64_t g) { return std::min(width, in - g * width); };
   at::Tensor W = W_in.to(at::kDouble).clone();
   at::Tensor H = H_in.to(at::kDouble).clone();
   for (int64_t i = 0; i < in; ++i) {
@@ -63,11 +67,11 @@ RefResult gptq_reference(const at::Tensor& W_in, const at::Tensor& H_in, const Q
   if (order == GptqOrder::GroupPreserving) {
     std::vector<int64_t> gorder(G);
     std::iota(gorder.begin(), gorder.end(), 0);
-    auto gmax = [&](int64_t g) { return *std::max_element(d.begin() + g * width, d.begin() + (g + 1) * width); };
+    auto gmax = [&](int64_t g) { return *std::max_element(d.begin() + g * width, d.begin() + g * width + glen(g)); };
     std::stable_sort(gorder.begin(), gorder.end(), [&](int64_t a, int64_t b) { return gmax(a) > gmax(b); });
     perm.clear();
     for (int64_t g : gorder) {
-      std::vector<int64_t> cols(width);
+      std::vector<int64_t> cols(glen(g));
       std::iota(cols.begin(), cols.end(), g * width);
       std::stable_sort(cols.begin(), cols.end(), by_diag);
       perm.insert(perm.end(), cols.begin(), cols.end());
@@ -79,7 +83,7 @@ RefResult gptq_reference(const at::Tensor& W_in, const at::Tensor& H_in, const Q
   std::vector<at::Tensor> scale(G), zero(G);  // [out] double each
   if (stat) {
     for (int64_t g = 0; g < G; ++g) {
-      QParams p = find_params(W.narrow(1, g * width, width).to(at::kFloat), f.bits, f.symmetric, {});
+      QParams p = find_params(W.narrow(1, g * width, glen(g)).to(at::kFloat), f.bits, f.symmetric, {});
       scale[g] = p.scale.squeeze(1).to(at::kDouble);
       zero[g] = p.zero.squeeze(1).to(at::kDouble);
     }
@@ -90,10 +94,14 @@ RefResult gptq_reference(const at::Tensor& W_in, const at::Tensor& H_in, const Q
   H.diagonal().add_(percdamp * H.diagonal().mean().item<double>());
   at::Tensor U = at::linalg_cholesky(at::inverse(H).transpose(0, 1), /*upper=*/true);  // [in, in]
   at::Tensor Qc = at::zeros({out, in}, at::kLong), Dq = at::zeros({out, in}, at::kDouble);
+  at::Tensor snap = W;
   for (int64_t k = 0; k < in; ++k) {
     const int64_t g = r.with_g_idx ? k / width : perm[k] / width;
-    if (!stat && k % width == 0) {
-      QParams p = find_params(W.narrow(1, k, width).to(at::kFloat), f.bits, f.symmetric, {});
+    if (block_start > 0 && k % block_start == 0) snap = W.clone();
+    const bool first = r.with_g_idx ? k % width == 0 : (k == 0 || perm[k - 1] / width != g);
+    if (!stat && first) {
+      const int64_t len = r.with_g_idx ? std::min(width, in - k) : glen(g);
+      QParams p = find_params((block_start > 0 ? snap : W).narrow(1, k, len).to(at::kFloat), f.bits, f.symmetric, {});
       scale[g] = p.scale.squeeze(1).to(at::kDouble);
       zero[g] = p.zero.squeeze(1).to(at::kDouble);
     }
@@ -125,23 +133,59 @@ TEST(QuantFormat, NamesRoundTrip) {
     EXPECT_THROW(QFormat::parse(s), UsageError) << s;
 }
 
-TEST(QuantFormat, CheckNamesTensorAndRejectsRaggedGroups) {
+TEST(QuantFormat, CheckNamesTensorAndRaggedGroups) {
+  // A group size that does not divide the width leaves a short last group (GPTQ's j // group_size)
+  // for uniform formats; DSQ and ggml grids need whole groups and say so, naming the tensor.
   QFormat f = QFormat::parse("w4g64");
-  try {
-    f.check(8, 172, "model.layers.0.mlp.down_proj.weight");
-    FAIL() << "ragged groups accepted";
-  } catch (const Error& e) {
-    std::string m = e.what();
-    EXPECT_NE(m.find("model.layers.0.mlp.down_proj.weight"), std::string::npos) << m;
-    EXPECT_NE(m.find("172"), std::string::npos) << m;
-    EXPECT_NE(m.find("64"), std::string::npos) << m;
+  EXPECT_NO_THROW(f.check(8, 172, "x"));
+  EXPECT_TRUE(f.ragged(172));
+  EXPECT_FALSE(f.ragged(192));
+  EXPECT_EQ(f.groups(172), 3);
+  EXPECT_EQ(f.group_width(172), 64);
+  for (const char* name : {"w2g64d", "q4_0"}) {
+    QFormat d = QFormat::parse(name);
+    try {
+      d.check(8, 172, "model.layers.0.mlp.down_proj.weight");
+      FAIL() << name << ": ragged groups accepted";
+    } catch (const Error& e) {
+      std::string m = e.what();
+      EXPECT_NE(m.find("model.layers.0.mlp.down_proj.weight"), std::string::npos) << m;
+      EXPECT_NE(m.find("172"), std::string::npos) << m;
+    }
   }
+  EXPECT_THROW(QFormat::parse("w2g64d").groups(172), Error);
   EXPECT_NO_THROW(f.check(8, 192, "x"));
   EXPECT_NO_THROW(QFormat::parse("w4").check(8, 172, "x"));  // per-channel always fits
   EXPECT_EQ(f.groups(192), 3);
   EXPECT_EQ(QFormat::parse("w4").groups(172), 1);
   EXPECT_EQ(QFormat::parse("w4").group_width(172), 172);
-  EXPECT_THROW(f.groups(172), Error);
+}
+
+TEST(RtnQuant, RaggedLastGroupIsItsOwnGroup) {
+  at::Tensor W = randn({6, 200}, 71);  // w3g64: groups of 64, 64, 64 and 8 columns
+  for (const char* name : {"w3g64", "w4g64s", "w2g128"}) {
+    SCOPED_TRACE(name);
+    QFormat f = QFormat::parse(name);
+    const int64_t G = f.groups(200), width = f.group_width(200);
+    ClipSearch clip;
+    clip.enabled = std::string(name) == "w2g128";
+    QTensor q = rtn_quantize(W, f, clip);
+    ASSERT_EQ(q.scales.sizes(), at::IntArrayRef({6, G}));
+    ASSERT_EQ(q.codes.sizes(), at::IntArrayRef({6, 200}));
+    for (int64_t g = 0; g < G; ++g) {  // each group's parameters are those of its own columns alone
+      const int64_t len = std::min(width, 200 - g * width);
+      QParams p = find_params(W.narrow(1, g * width, len), f.bits, f.symmetric, clip);
+      EXPECT_TRUE(at::equal(q.scales.select(1, g), p.scale.squeeze(1))) << "group " << g;
+      EXPECT_TRUE(at::equal(q.zeros.select(1, g), p.zero.squeeze(1))) << "group " << g;
+      at::Tensor codes = quantize_codes(W.narrow(1, g * width, len), p, f.maxq());
+      EXPECT_TRUE(at::equal(q.codes.narrow(1, g * width, len).to(at::kFloat), codes)) << "group " << g;
+    }
+    at::Tensor idx = at::arange(200, at::kLong).div(width, "floor");
+    at::Tensor want = q.scales.index_select(1, idx) * (q.codes.to(at::kFloat) - q.zeros.index_select(1, idx));
+    EXPECT_TRUE(at::allclose(q.dequantize(), want, 0, 0));
+    if (!clip.enabled)  // min-max ranges: every weight within one step of its value
+      EXPECT_LT((q.dequantize() - W).abs().max().item<double>(), q.scales.max().item<double>());
+  }
 }
 
 TEST(QuantFormat, BitsPerWeightByHand) {
@@ -342,6 +386,54 @@ TEST(GptqQuant, OrdersMatchSlowReference) {
   }
 }
 
+TEST(GptqQuant, RaggedGroupsAndBlockStartParamsMatchSlowReference) {
+  // 200 columns: w3g64 has a short last group of 8 (w4g32: of 8 too). block_start reads each
+  // group's parameters as gptq.py does, from W at the start of the lazy block (block 64 holds two
+  // groups of 32, so the second one differs from the current-columns rule).
+  at::Tensor X = correlated_inputs(512, 200, 61);
+  at::Tensor H = hessian_of(X);
+  at::Tensor W = randn({24, 200}, 62);
+  struct Case {
+    const char* fmt;
+    GptqOrder order;
+    bool stat;
+    int64_t block_start;
+  };
+  const Case cases[] = {{"w3g64", GptqOrder::Natural, false, 0},         {"w3g64", GptqOrder::ActOrder, false, 0},
+                        {"w3g64", GptqOrder::ActOrder, true, 0},          {"w3g64", GptqOrder::GroupPreserving, false, 0},
+                        {"w4g32s", GptqOrder::GroupPreserving, true, 0},  {"w4g32", GptqOrder::Natural, false, 64},
+                        {"w4g32", GptqOrder::ActOrder, false, 64},        {"w3g64", GptqOrder::GroupPreserving, false, 64}};
+  for (const Case& c : cases) {
+    QFormat f = QFormat::parse(c.fmt);
+    SCOPED_TRACE(std::string(c.fmt) + " order " + std::to_string(int(c.order)) + (c.stat ? " static" : "") +
+                 " block_start " + std::to_string(c.block_start));
+    GptqOptions o;
+    o.order = c.order;
+    o.static_groups = c.stat;
+    o.block_size = c.block_start > 0 ? c.block_start : 48;
+    o.params_at_block_start = c.block_start > 0;
+    GptqResult g = gptq_quantize(W, H, f, o);
+    RefResult r = gptq_reference(W, H, f, c.order, c.stat, 0.01, c.block_start);
+    EXPECT_EQ(g.q.scales.size(1), f.groups(200));
+    EXPECT_EQ(g.q.g_idx.defined(), r.with_g_idx);
+    EXPECT_LE(count_mismatches(g.q.codes, r.codes), W.numel() / 1000);
+    const double e_ref = output_error(W, r.dequant, H);
+    EXPECT_NEAR(g.error, e_ref, 1e-3 * e_ref);
+    if (g.q.g_idx.defined()) {  // processing-order groups: 64, 64, 64, then the last 8 columns
+      at::Tensor counts = at::bincount(g.q.g_idx.to(at::kLong));
+      EXPECT_EQ(counts[f.groups(200) - 1].item<int64_t>(), 200 % f.group_width(200));
+    }
+    const double e_rtn = output_error(W, rtn_quantize(W, f).dequantize(), H);
+    EXPECT_LT(g.error, e_rtn);
+  }
+  // block_start with whole lazy blocks per group (block = group = 64) is the current-columns rule.
+  GptqOptions a, b;
+  a.block_size = b.block_size = 64;
+  b.params_at_block_start = true;
+  EXPECT_TRUE(at::equal(gptq_quantize(W, H, QFormat::parse("w3g64"), a).q.codes,
+                        gptq_quantize(W, H, QFormat::parse("w3g64"), b).q.codes));
+}
+
 TEST(GptqQuant, DeadColumnsAreZeroed) {
   at::Tensor X = correlated_inputs(256, 64, 61);
   for (int64_t j : {3, 17, 40}) X.select(1, j).zero_();
@@ -396,6 +488,6 @@ TEST(GptqQuant, HessianAccumulator) {
 TEST(GptqQuant, RejectsBadInputs) {
   at::Tensor W = randn({8, 64}, 91);
   EXPECT_THROW(gptq_quantize(W, at::eye(32), QFormat::parse("w4")), Error);
-  EXPECT_THROW(gptq_quantize(W, at::eye(64), QFormat::parse("w4g48")), Error);
+  EXPECT_THROW(gptq_quantize(W, at::eye(64), QFormat::parse("w2g48d")), Error);  // DSQ needs whole groups
   EXPECT_THROW(gptq_quantize(W, at::eye(64).neg(), QFormat::parse("w4")), Error);  // not PD
 }

@@ -55,7 +55,9 @@ std::string cannot_store(const QTensor& grid_or_uniform) {
   if (!supported_bits(f.bits)) return std::to_string(f.bits) + "-bit codes";
   if (f.group_size > 0 && q.in_features() % f.group_size != 0)
     return "in_features " + std::to_string(q.in_features()) + " is not a multiple of group size " +
-           std::to_string(f.group_size);
+           std::to_string(f.group_size) +
+           " (compressed-tensors 0.20 refuses a short last group when it decompresses; export --format gptq "
+           "stores it, or use a group size dividing " + std::to_string(q.in_features()) + ")";
   if (!q.scales.defined() || !q.zeros.defined()) return "scales or zeros are missing";
   if (!contiguous_groups(q))
     return "act-order groups (a g_idx): compressed-tensors 0.19 removed actorder 'group' and current loaders refuse "

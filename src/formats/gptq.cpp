@@ -79,8 +79,8 @@ std::string cannot_store(const QTensor& grid_or_uniform) {
   if (out % unit != 0)
     return "out_features " + std::to_string(out) + " is not a multiple of " + std::to_string(unit) + " (" +
            std::to_string(f.bits) + "-bit qzeros words)";
-  if (f.group_size > 0 && in % f.group_size != 0)
-    return "in_features " + std::to_string(in) + " is not a multiple of group size " + std::to_string(f.group_size);
+  // A group size that does not divide in_features is stored as GPTQ itself stores it: ceil(in / group_size)
+  // rows of scales / qzeros and g_idx = j // group_size (GPTQModel's torch kernel pads to whole groups).
   return scale_problem(q);
 }
 
@@ -333,9 +333,6 @@ QTensor unpack(const Config& c, const Scheme& s, const std::string& prefix, int6
            root << ": " << prefix << " [" << out << ", " << in << "] does not fill whole " << bits
                 << "-bit words (bits " << bits << " from " << c.where << ")");
   const int64_t G = s.group_size > 0 ? (in + s.group_size - 1) / s.group_size : 1;
-  SQ_CHECK(s.group_size <= 0 || in % s.group_size == 0,
-           root << ": " << prefix << " has in_features " << in << ", not a multiple of group_size " << s.group_size
-                << " (ragged groups are not read)");
   at::Tensor qweight = need(".qweight", at::kInt), qzeros = need(".qzeros", at::kInt), scales = need(".scales", at::kFloat);
   auto shape_is = [&](const at::Tensor& t, const std::string& suffix, std::vector<int64_t> want) {
     SQ_CHECK(t.sizes().vec() == want, root << ": tensor " << prefix << suffix << " has shape " << t.sizes()

@@ -44,9 +44,9 @@ std::string format_problem(const QFormat& f, int64_t in) {
   if (f.ggml() && in % f.super_block() != 0)
     return "in_features " + std::to_string(in) + " is not a multiple of the " + f.name() + " block of " +
            std::to_string(f.super_block());
-  if (f.group_size > 0 && in % f.group_size != 0)
+  if (f.ragged(in) && f.dsq)
     return "in_features " + std::to_string(in) + " is not a multiple of group size " + std::to_string(f.group_size) +
-           " (ragged groups are not stored)";
+           " (a DSQ format needs whole groups)";
   return "";
 }
 

@@ -14,7 +14,7 @@ namespace {
 struct Opts {
   double damp;
   int block_size;
-  std::string order;
+  std::string order, group_params;
   bool static_groups, mse;
 };
 
@@ -32,6 +32,15 @@ const std::vector<OptionSpec>& options() {
               }},
              "column order: as stored, by decreasing Hessian diagonal, or that within fixed groups"),
       option("static_groups", &Opts::static_groups, false, "group scales from the original weights up front"),
+      option("group_params", &Opts::group_params, "current",
+             {"current | block_start",
+              [](const nlohmann::json& v) {
+                const std::string o = v.get<std::string>();
+                return o == "current" || o == "block_start" ? std::string()
+                                                            : " '" + o + "' unknown (current, block_start)";
+              }},
+             "dynamic group scales from the group's current columns, or from its columns as they stood when "
+             "the lazy block began (IST-DASLab gptq.py, GPTQModel)"),
       option("mse", &Opts::mse, false, "MSE clip search for the group scales")};
   return t;
 }
@@ -47,6 +56,7 @@ void run(Session& s, const nlohmann::json& json) {
   g.block_size = o.block_size;
   g.order = parse_order(o.order);
   g.static_groups = o.static_groups;
+  g.params_at_block_start = o.group_params == "block_start";
   g.clip.enabled = o.mse;
   SequencerOptions so;
   run_block_sequential(s, so, [&](Session& ss, const GroupInputs& in) {

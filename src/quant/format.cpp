@@ -64,10 +64,22 @@ int64_t QFormat::super_block() const { return kquant() ? 256 : ggml() ? 32 : gro
 
 int64_t QFormat::groups(int64_t in_features) const {
   if (group_size < 0) return 1;
-  SQ_CHECK(group_size > 0 && in_features % group_size == 0,
+  SQ_CHECK(group_size > 0, "format " << name() << ": group size " << group_size);
+  SQ_CHECK(!ragged(in_features) || (!dsq && !ggml()),
            "format " << name() << ": " << in_features << " input columns are not a multiple of group size "
-                     << group_size << " (ragged groups are not supported)");
-  return in_features / group_size;
+                     << group_size << " (ragged groups need a uniform format, not DSQ or a ggml grid)");
+  return (in_features + group_size - 1) / group_size;
+}
+
+at::Tensor group_index(int64_t in_features, int64_t width, c10::Device device) {
+  return at::arange(in_features, at::TensorOptions().dtype(at::kLong).device(device)).div(width, "floor");
+}
+
+at::Tensor pad_groups(const at::Tensor& W, const QFormat& f) {
+  const int64_t in = W.size(1), G = f.groups(in), width = f.group_width(in);
+  if (G * width == in) return W;
+  at::Tensor last = W.narrow(1, in - 1, 1);  // [out, 1]
+  return at::cat({W, last.expand({W.size(0), G * width - in})}, 1);
 }
 
 int64_t QFormat::group_width(int64_t in_features) const {
@@ -82,11 +94,12 @@ void QFormat::check(int64_t out_features, int64_t in_features, const std::string
            "tensor " << tensor << ": cannot quantize an empty weight [" << out_features << ", " << in_features << "]");
   SQ_CHECK(group_size == -1 || group_size > 0,
            "tensor " << tensor << ": group size " << group_size << " (use -1 for per-channel or a positive size)");
-  SQ_CHECK(group_size < 0 || in_features % group_size == 0,
+  SQ_CHECK(!ragged(in_features) || (!dsq && !ggml()),
            "tensor " << tensor << ": in-features " << in_features << " is not a multiple of group size "
                      << group_size << " (format " << name()
-                     << "); ragged groups are not supported, choose a group size dividing " << in_features
-                     << " or per-channel");
+                     << "); a short last group needs a uniform format, not DSQ or a ggml grid: choose a group "
+                        "size dividing "
+                     << in_features << " or per-channel");
   if (ggml()) {
     const char* fb = grid == GgmlGrid::Q4_K   ? "q5_0"
                      : grid == GgmlGrid::Q5_K ? "q5_1"
@@ -213,10 +226,11 @@ at::Tensor QTensor::dequantize() const {
   at::Tensor s = scales.to(at::kFloat);  // [out, G]
   at::Tensor z = zeros.to(at::kFloat);   // [out, G]
   at::Tensor c = codes.to(at::kFloat);   // [out, in]
-  if (g_idx.defined()) {
-    SQ_CHECK(g_idx.dim() == 1 && g_idx.size(0) == in,
+  if (g_idx.defined() || format.ragged(in)) {
+    SQ_CHECK(!g_idx.defined() || (g_idx.dim() == 1 && g_idx.size(0) == in),
              "QTensor " << format.name() << ": g_idx has shape " << g_idx.sizes() << ", expected [" << in << "]");
-    at::Tensor idx = g_idx.to(codes.device(), at::kLong);
+    at::Tensor idx = g_idx.defined() ? g_idx.to(codes.device(), at::kLong)
+                                     : group_index(in, format.group_width(in), codes.device());
     return s.index_select(1, idx).mul(c.sub(z.index_select(1, idx)));
   }
   const int64_t width = format.group_width(in);

@@ -6,9 +6,9 @@
 // Owns the column order (natural, act-order, group-preserving = D²Quant's GAR), damping,
 // the upper Cholesky factor of H^-1 and the lazy block updates; the quantizers themselves
 // are quant/rtn (uniform grids) and quant/dsq (DSQ levels).
-// One difference from gptq.py: dynamic group parameters are found on the truly current
-// columns (gptq.py reads the block's columns before their in-block updates), so the result
-// does not depend on block_size. Runs on W's device with no host sync in the column loop.
+// Dynamic group parameters are found on the truly current columns by default, so the result
+// does not depend on block_size; params_at_block_start reads them as gptq.py does (the group's
+// columns as they stood when the current lazy block began, before its in-block updates). Runs on W's device with no host sync in the column loop.
 #include "sliderquant/quant/gptq.h"
 
 #include <ATen/ATen.h>
@@ -79,6 +79,28 @@ at::Tensor column_order(const at::Tensor& diag, GptqOrder order, int64_t width) 
     case GptqOrder::ActOrder:
       return std::get<1>(at::sort(diag, /*stable=*/true, /*dim=*/0, /*descending=*/true));
     case GptqOrder::GroupPreserving: {
+      if (in % width != 0) {  // a short last group: the same order, group by group on the host
+        at::Tensor d = diag.to(at::kCPU, at::kFloat).contiguous();
+        const float* dp = d.data_ptr<float>();
+        const int64_t G = (in + width - 1) / width;
+        std::vector<int64_t> gord(static_cast<size_t>(G));
+        std::vector<float> gmax(static_cast<size_t>(G));
+        for (int64_t g = 0; g < G; ++g) {
+          gord[size_t(g)] = g;
+          gmax[size_t(g)] = *std::max_element(dp + g * width, dp + std::min(in, (g + 1) * width));
+        }
+        std::stable_sort(gord.begin(), gord.end(), [&](int64_t a, int64_t b) { return gmax[size_t(a)] > gmax[size_t(b)]; });
+        std::vector<int64_t> perm;
+        perm.reserve(size_t(in));
+        for (int64_t g : gord) {
+          const int64_t c0 = g * width, c1 = std::min(in, c0 + width);
+          std::vector<int64_t> cols;
+          for (int64_t c = c0; c < c1; ++c) cols.push_back(c);
+          std::stable_sort(cols.begin(), cols.end(), [&](int64_t a, int64_t b) { return dp[a] > dp[b]; });
+          perm.insert(perm.end(), cols.begin(), cols.end());
+        }
+        return at::tensor(perm, at::TensorOptions().dtype(at::kLong)).to(diag.device());
+      }
       const int64_t G = in / width;
       at::Tensor d2 = diag.view({G, width});                                             // [G, width]
       at::Tensor within = std::get<1>(at::sort(d2, /*stable=*/true, 1, /*descending=*/true));  // [G, width]
@@ -165,6 +187,15 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
   const bool with_g_idx = opts.order == GptqOrder::ActOrder && !static_params && G > 1;
   std::vector<int64_t> col_group(in);
   for (int64_t k = 0; k < in; ++k) col_group[k] = (with_g_idx ? k : perm_host[k]) / width;
+  // Each group's columns are contiguous in processing order; group_len[k] > 0 at a group's first
+  // column: its number of columns (width, or fewer for the short last group of a ragged format).
+  std::vector<int64_t> group_len(in, 0);
+  for (int64_t k = 0; k < in;) {
+    int64_t e = k + 1;
+    while (e < in && col_group[e] == col_group[k]) ++e;
+    group_len[k] = e - k;
+    k = e;
+  }
 
   at::Tensor scales, zeros;  // [out, G] uniform formats
   at::Tensor levels_r;       // [out, G, bits] DSQ formats
@@ -192,9 +223,9 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
   } else if (static_params && grid) {
     // ggml_grid_quantize above already ran on the original (dead-zeroed) W
   } else if (static_params) {  // every group's parameters from the original (dead-zeroed) W
-    QParams p = find_params(W.reshape({out * G, width}), f.bits, f.symmetric, opts.clip);
-    scales.copy_(p.scale.view({out, G}));
-    zeros.copy_(p.zero.view({out, G}));
+    QParams p = find_group_params(W, f, opts.clip);  // [out, G]; a short last group on its own columns
+    scales.copy_(p.scale);
+    zeros.copy_(p.zero);
   }
   if (opts.order != GptqOrder::Natural) {
     W = W.index_select(1, perm);
@@ -235,12 +266,15 @@ GptqResult quantize_columns(const at::Tensor& W_in, const at::Tensor& H_in, cons
             gq.super_dmin.narrow(1, S, 1).copy_(b.super_dmin);
           }
         }
-      } else if (!grid && !static_params && col % width == 0) {
-        at::Tensor cur = current_group(W, W1, Err1, U, P, i1, i2, i, width);  // [out, width]
+      } else if (!grid && !static_params && group_len[col] > 0) {
+        const int64_t len = group_len[col];
+        at::Tensor cur = opts.params_at_block_start
+                             ? W.narrow(1, col, len)                           // gptq.py: the block's start
+                             : current_group(W, W1, Err1, U, P, i1, i2, i, len);  // [out, len]
         if (f.dsq) {
           DsqFit fit = dsq_fit(cur, f.bits, opts.dsq_iters);
           levels_r.select(1, g).copy_(fit.r);
-          cscale.narrow(0, col, width).copy_(fit.c);
+          cscale.narrow(0, col, len).copy_(fit.c);
         } else {
           QParams p = find_params(cur, f.bits, f.symmetric, opts.clip);
           scales.narrow(1, g, 1).copy_(p.scale);

@@ -37,23 +37,25 @@ at::Tensor LwcQuantizer::fake_quant(const at::Tensor& W, double rate) const {
            "learnable clipping: weight " << W.sizes() << " does not match [" << out_ << ", " << in_ << "]");
   const int64_t G = format_.groups(in_), width = format_.group_width(in_);
   at::Tensor X = W.to(at::kFloat);
-  at::Tensor Wg = X.reshape({out_ * G, width});
+  at::Tensor Wg = pad_groups(X, format_).reshape({out_ * G, width});  // a short last group: padded, cut below
   Params p = params(Wg);
   at::Tensor q = at::clamp(round_ste(Wg / p.scale) + p.zero, 0.0, double(format_.maxq()));
-  at::Tensor dq = ((q - p.zero) * p.scale).reshape({out_, in_});
+  at::Tensor dq = ((q - p.zero) * p.scale).reshape({out_, G * width}).narrow(1, 0, in_);
   return splice_columns(dq, X, partial_count(rate, in_));
 }
 
 QTensor LwcQuantizer::quantize(const at::Tensor& W) const {
   at::NoGradGuard no_grad;
   const int64_t G = format_.groups(in_), width = format_.group_width(in_);
-  at::Tensor Wg = W.to(at::kFloat).reshape({out_ * G, width});
+  at::Tensor Wg = pad_groups(W.to(at::kFloat), format_).reshape({out_ * G, width});
   Params p = params(Wg);
   QTensor r;
   r.format = format_;
   r.codes = at::clamp(at::round(Wg / p.scale) + p.zero, 0.0, double(format_.maxq()))
                 .to(at::kByte)
-                .view({out_, in_});
+                .view({out_, G * width})
+                .narrow(1, 0, in_)
+                .contiguous();
   r.scales = p.scale.view({out_, G}).contiguous();
   r.zeros = p.zero.view({out_, G}).contiguous();
   return r;

@@ -9,6 +9,8 @@
 
 #include <ATen/ATen.h>
 
+#include <vector>
+
 #include "sliderquant/core/error.h"
 #include "sliderquant/quant/dsq.h"
 #include "sliderquant/quant/ggml_grid.h"
@@ -84,20 +86,43 @@ at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq) {
   return at::round(W.to(at::kFloat).div(p.scale)).add_(p.zero).clamp_(0, static_cast<double>(maxq));
 }
 
+QParams find_group_params(const at::Tensor& W, const QFormat& f, const ClipSearch& clip) {
+  SQ_CHECK(W.dim() == 2, "find_group_params: expected a weight [out, in], got " << W.sizes());
+  const int64_t out = W.size(0), in = W.size(1), G = f.groups(in), width = f.group_width(in);
+  const int64_t full = in / width;  // whole groups; a ragged format has one short group after them
+  at::Tensor X = W.to(at::kFloat);
+  std::vector<at::Tensor> s, z;
+  if (full > 0) {
+    QParams p = find_params(X.narrow(1, 0, full * width).reshape({out * full, width}), f.bits, f.symmetric, clip);
+    s.push_back(p.scale.view({out, full}));
+    z.push_back(p.zero.view({out, full}));
+  }
+  if (full < G) {
+    QParams p = find_params(X.narrow(1, full * width, in - full * width), f.bits, f.symmetric, clip);
+    s.push_back(p.scale.view({out, 1}));
+    z.push_back(p.zero.view({out, 1}));
+  }
+  return {at::cat(s, 1).contiguous(), at::cat(z, 1).contiguous()};
+}
+
+at::Tensor expand_groups(const at::Tensor& t, int64_t in_features, int64_t width) {
+  return t.repeat_interleave(width, 1).narrow(1, 0, in_features);
+}
+
 QTensor rtn_quantize(const at::Tensor& W, const QFormat& f, const ClipSearch& clip) {
   SQ_CHECK(W.dim() == 2, "rtn_quantize: expected a weight [out, in], got " << W.sizes());
   if (f.dsq) return dsq_rtn_quantize(W, f);
   if (f.ggml()) return ggml_grid_quantize(W, f);  // ggml's own search (no clip search)
   const int64_t out = W.size(0), in = W.size(1);
   f.check(out, in, "rtn_quantize weight");
-  const int64_t G = f.groups(in), width = f.group_width(in);
-  at::Tensor X = W.to(at::kFloat).reshape({out * G, width});  // [out*groups, width]
-  QParams p = find_params(X, f.bits, f.symmetric, clip);
+  const int64_t width = f.group_width(in);
+  QParams p = find_group_params(W, f, clip);  // [out, G]
+  QParams e{expand_groups(p.scale, in, width), expand_groups(p.zero, in, width)};  // [out, in]
   QTensor q;
   q.format = f;
-  q.codes = quantize_codes(X, p, f.maxq()).to(at::kByte).view({out, in});
-  q.scales = p.scale.view({out, G}).contiguous();
-  q.zeros = p.zero.view({out, G}).contiguous();
+  q.codes = quantize_codes(W.to(at::kFloat), e, f.maxq()).to(at::kByte);
+  q.scales = p.scale;
+  q.zeros = p.zero;
   return q;
 }
 

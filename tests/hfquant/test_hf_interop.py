@@ -26,6 +26,11 @@ Cases (each a ctest of its own, see tests/CMakeLists.txt):
               activations) read by sliderquant: our logits equal transformers'. W8A8's
               symmetric per-token activations (the preset), which sliderquant does not
               compute, are refused with one error line.
+  ragged      SmolLM2-135M (models/, scripts/get_models.sh) at w4g128: 576 columns are 4.5
+              groups, so a short last group of 64 (GPTQ's g_idx = j // 128); RTN and GPTQ
+              (natural, act-order) exported as GPTQ give our logits in transformers + GPTQModel;
+              the compressed-tensors export is refused in one line (its decompressor needs
+              whole groups).
   bad         corrupt GPTQ / compressed-tensors directories (qweight rows, g_idx out of range,
               unknown quant_method, bits 9, a missing shard, weight_shape, num_bits 9): exit 1
               and one error line naming the tensor / key / file; export onto an existing
@@ -307,6 +312,59 @@ def case_gptq():
           ["why", "checkpoint_format", "ours native vs ours gptq", "GPTQModel f32 scales", "GPTQModel fp16"], rows)
 
 
+SMOLLM2 = os.path.join(ROOT, "models", "smollm2-135m")
+
+
+def case_ragged():
+    """Ragged groups on a real width: SmolLM2-135M's hidden size 576 is 4.5 groups of 128, so
+    q/k/v/o/gate/up get four groups of 128 and a short last group of 64 (GPTQ's g_idx =
+    j // 128); down_proj (1536) has whole groups. RTN and GPTQ (natural, as gptq.py, and
+    act-order) at w4g128, exported with --format gptq: transformers + GPTQModel's TorchLinear
+    (which pads the short group itself) give our logits. compressed-tensors 0.20 refuses a
+    short last group when it decompresses, so that export exits 1 with one line naming it."""
+    check(os.path.isdir(SMOLLM2), f"{SMOLLM2} exists (scripts/get_models.sh)")
+    if not os.path.isdir(SMOLLM2):
+        return
+    rows = []
+    for method, order in (("rtn", "-"), ("gptq", "natural"), ("gptq", "act_order")):
+        tag = f"smollm2-w4g128-{method}" + ("" if method == "rtn" else f"-{order}")
+        q = path(tag)
+        sq("quantize", SMOLLM2, "--recipe", recipe(tag, "w4g128", method, None if method == "rtn" else order),
+           "--out", q, "--force")
+        fa, info = inspect_formats(q)
+        g = q + ".gptq"
+        sq("export", q, "--format", "gptq", "--out", g, "--force")
+        t = all_tensors(g)
+        sc = t["model.layers.0.self_attn.q_proj.scales"]
+        gi = t["model.layers.0.self_attn.q_proj.g_idx"]
+        check(sc.shape == (5, 576) and int(gi.max()) == 4 and int((gi == gi.max()).sum()) == 64
+              if order != "act_order" else sc.shape == (5, 576) and sorted(set(gi.tolist())) == [0, 1, 2, 3, 4],
+              f"{tag}: q_proj stores 5 groups over 576 columns (g_idx max {int(gi.max())}, scales {sc.shape})")
+        ours, ids = our_logits(q, tag)
+        ours_g, _ = our_logits(g, tag + ".gptq")
+        ref16, linfo, extra = hf(g, ids)
+        d_exact, d32, d16 = maxdiff(ours, ours_g), maxdiff(ours, extra["f32scales"]), maxdiff(ours, ref16)
+        scale = float(abs(ours).max())
+        rows.append((tag, f"{d_exact:.2g}", f"{d32:.2g}", f"{d16:.2g}", f"{scale:.3g}", linfo["linear_classes"]))
+        check(d_exact <= TOL_EXACT, f"{tag}: our logits of the gptq export equal the native ones ({d_exact:.3g})")
+        # SmolLM2's logits reach about 33 (the tiny models': 4): the tolerances scaled by max|logit| / 4
+        # (measured: f32 scales 6.6e-5, fp16 as shipped 0.058 at max |logit| 33.5).
+        check(d32 <= TOL_F32 * scale / 4, f"{tag}: GPTQModel TorchLinear (float32 scales) vs ours: {d32:.3g} "
+                                          f"<= {TOL_F32 * scale / 4:.3g}")
+        check(d16 <= TOL_F16 * scale / 4, f"{tag}: GPTQModel TorchLinear (fp16, as shipped) vs ours: {d16:.3g} "
+                                          f"<= {TOL_F16 * scale / 4:.3g}")
+        if method == "rtn":
+            r = run([CLI, "export", q, "--format", "compressed-tensors", "--out", q + ".ct"], expect=None)
+            lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+            check(r.returncode == 1 and len(lines) == 1 and "group size 128" in lines[0]
+                  and not os.path.exists(q + ".ct"),
+                  f"{tag}: compressed-tensors export of a short last group is refused in one line: {lines}")
+    table("SmolLM2-135M w4g128 (576 = 4 x 128 + 64) -> export --format gptq -> transformers + GPTQModel, "
+          f"max |dlogit| over {SEQLEN} tokens x 49152 vocab",
+          ["model", "ours native vs ours gptq", "GPTQModel f32 scales", "GPTQModel fp16 (shipped)", "max |logit|",
+           "linear classes"], rows)
+
+
 def zero_model(family):
     """The tiny model with |w| in the first 32 columns of 4 rows of layer 0's q_proj: asymmetric
     groups of 32 there have min >= 0, so their zero point is 0."""
@@ -584,7 +642,7 @@ def case_bad():
               f"export --format {f} to an unwritable path exits 1 and leaves nothing partial: {r.stderr.strip()}")
 
 
-CASES = {"gptq": case_gptq, "gptqmodel": case_gptqmodel, "ct": case_ct, "ctwritten": case_ctwritten, "bad": case_bad}
+CASES = {"ragged": case_ragged, "gptq": case_gptq, "gptqmodel": case_gptqmodel, "ct": case_ct, "ctwritten": case_ctwritten, "bad": case_bad}
 
 
 def main():

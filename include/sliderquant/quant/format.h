@@ -62,9 +62,12 @@ struct QFormat {
   static QFormat of_grid(GgmlGrid g);
 
   int64_t maxq() const { return (int64_t(1) << bits) - 1; }
-  // Groups per row for IN input columns; throws Error unless IN is a multiple of group_size.
+  // Groups per row for IN input columns: ceil(IN / group_size). A group size that does not
+  // divide IN gives a short last group ("ragged", as GPTQ's g_idx = j // group_size): uniform
+  // formats only; DSQ and ggml grids need whole groups (check() says so).
   int64_t groups(int64_t in_features) const;
-  int64_t group_width(int64_t in_features) const;  // columns per group
+  int64_t group_width(int64_t in_features) const;  // columns per (full) group
+  bool ragged(int64_t in_features) const { return group_size > 0 && in_features % group_size != 0; }
   // Throws Error naming TENSOR when a [out, in] weight cannot take this format.
   void check(int64_t out_features, int64_t in_features, const std::string& tensor) const;
   // "w4g128", "w4" (per-channel), "w3g64s" (symmetric), "w2g128d" (DSQ). parse() accepts
@@ -118,6 +121,13 @@ void ggml_grid_fill(QTensor& q);
 // into the producing linear; with_g_idx must be false).
 double bits_per_weight(const QFormat& f, int64_t out_features, int64_t in_features, bool with_g_idx,
                        bool with_col_scale = true);
+
+// Ragged groups: the group of each input column, j // width, as a [in] int64 tensor on DEVICE.
+at::Tensor group_index(int64_t in_features, int64_t width, c10::Device device);
+// W [out, in] widened to [out, groups * width] by repeating its last column into the short last
+// group, so per-group min / max / absmax are those of the real columns; W itself when no group is
+// short. Callers compute on the [out * groups, width] view and keep the first IN columns.
+at::Tensor pad_groups(const at::Tensor& W, const QFormat& f);
 
 // The 2^bits levels of each row: levels[..., code] = sum_k r[..., k] * (2 * bit_k(code) - 1).
 // r [..., bits] float -> [..., 2^bits].

@@ -57,6 +57,7 @@ struct GptqOptions {
   int64_t block_size = 128;      // lazy batch-update block
   GptqOrder order = GptqOrder::Natural;
   bool static_groups = false;    // group params from the original W up front
+  bool params_at_block_start = false;  // dynamic group params as gptq.py: the columns at the lazy block's start
   ClipSearch clip;               // MSE clip search in find_params (uniform formats)
   double gptaq_alpha = 0.25;     // GPTAQ: P = alpha * triu(dXXT U^T, 1) U
   int dsq_iters = 15;            // DSQ formats: dsq_fit iterations per group
@@ -71,8 +72,9 @@ struct GptqResult {
 // H [in, in] from HessianAccumulator. ActOrder without static_groups yields a g_idx
 // (g_idx[j] = position of column j in the processing order / group width); the other
 // orders keep groups in the original column space (g(j) = j / width). Orders sort diag(H)
-// stably. Dynamic group parameters come from the truly current columns (gptq.py reads the
-// block's columns before their in-block updates), so codes do not depend on block_size.
+// stably. Dynamic group parameters come from the truly current columns, so codes do not depend
+// on block_size, unless params_at_block_start (gptq.py: the group's columns before the current
+// lazy block's in-block updates). A ragged format's short last group is its own group.
 // Throws Error when the damped H is not positive definite or W has NaN/Inf.
 // DSQ formats (f.dsq): at each group's first processed column dsq_fit runs on the current
 // group (static_groups: on the original W's groups up front), then every column goes to

@@ -31,6 +31,12 @@ QParams find_params(const at::Tensor& W, int bits, bool symmetric, const ClipSea
 // float32 tensor holding integers (convert with .to(kByte) for a QTensor).
 at::Tensor quantize_codes(const at::Tensor& W, const QParams& p, int64_t maxq);
 
+// find_params for every group of a weight W [out, in] in a uniform format: scale / zero
+// [out, groups]; a ragged format's short last group is fitted on its own columns only.
+QParams find_group_params(const at::Tensor& W, const QFormat& f, const ClipSearch& clip);
+// Per-group values t [out, groups] spread over the columns: [out, in] (t[:, j // width]).
+at::Tensor expand_groups(const at::Tensor& t, int64_t in_features, int64_t width);
+
 // The smallest float16-representable value >= s, elementwise (s clamped into the fp16
 // normal range [2^-14, 65504]); scales go through it so packed fp16 scales are exact.
 at::Tensor round_up_fp16(const at::Tensor& s);
