@@ -215,6 +215,10 @@ TEST(RatioCli, W2LadderBeatsGptqSliderquantAndAFixedRatio) {
   const double search = Dir::ppl(rep);
   const double bits = rep["metrics"]["ratio bits per weight"][0].get<double>();
   const double code_bits = rep["metrics"]["ratio bits per weight"][1].get<double>();
+  const double paper_bits = rep["metrics"]["ratio bits per weight"][2].get<double>();
+  // codes < codes + fp16 group scales (the papers' count) < stored (zeros and channel indices too)
+  EXPECT_LT(code_bits, paper_bits);
+  EXPECT_LT(paper_bits, bits);
   const double search_gptq =
       Dir::ppl(run(d.recipe("stories-ratio-w2-gptq", {{"target_bits", fixed_bits}}, "search_gptq"), "search_gptq"));
   std::printf("stories260K w2 per-channel on its own samples: gptq %.3f, sliderquant %.3f; ratio with hybrid rounding: "

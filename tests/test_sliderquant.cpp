@@ -10,8 +10,12 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
+
 #include <nlohmann/json.hpp>
 
+#include "sliderquant/core/torch_compat.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/forward.h"
@@ -330,4 +334,50 @@ TEST(WindowTrainer, StageOrdersLossesAndLearning) {
     for (size_t l = 0; l < 5; ++l) EXPECT_LT(std::abs(st.p(l)), 0.5) << "layer " << l << " did not learn";
     EXPECT_EQ(s.metrics["windows window seconds"].size(), 8u);
   }
+}
+
+// --autocast: the student's parameters stay float32 (and so do their gradients and Adam's
+// state), the block forwards run their matrix products in bfloat16 (CPU autocast here, CUDA
+// autocast on a GPU), and the window still learns; the trained values differ from a float32
+// run by bfloat16 rounding only.
+TEST(WindowTrainer, AutocastKeepsFloat32ParametersAndLearns) {
+  {
+    AutocastGuard on(true, c10::Device(c10::kCPU));
+    EXPECT_EQ(at::matmul(at::ones({2, 3}), at::ones({3, 2})).scalar_type(), at::kBFloat16);
+  }
+  EXPECT_EQ(at::matmul(at::ones({2, 3}), at::ones({3, 2})).scalar_type(), at::kFloat);  // restored
+
+  Model m = load_model(kModel);
+  Recipe r = parse_recipe(R"({"format": "w4", "pipeline": [{"pass": "rtn"}]})", "t");
+  std::vector<int64_t> toks;
+  for (int64_t i = 0; i < 4000; ++i) toks.push_back((i * 7919 + i / 13) % m.config.vocab_size);
+  CalibrationSet cs = make_calibration_set(toks, 6, 32, 0);
+  std::vector<double> learned[2];
+  for (bool autocast : {false, true}) {
+    Session s(m, r);
+    s.calib = &cs;
+    s.train_autocast = autocast;
+    EXPECT_EQ(s.train_dtype(), at::kFloat);
+    ToyStudent st(m);
+    WindowTrainOptions o;
+    o.windows = parse_window_schedule("0-1,2-4", 5);
+    o.rates = {1.0};
+    o.epochs = 3;
+    o.batch = 2;
+    std::vector<WindowLog> logs = train_windows(s, st, o);
+    for (const WindowLog& l : logs) {
+      EXPECT_TRUE(std::isfinite(l.last_epoch_loss));
+      EXPECT_LT(l.last_epoch_loss, l.first_epoch_loss) << "autocast " << autocast;
+    }
+    for (size_t l = 0; l < 5; ++l) {
+      EXPECT_LT(std::abs(st.p(l)), 0.5) << "layer " << l << " did not learn (autocast " << autocast << ")";
+      learned[autocast].push_back(st.p(l));
+    }
+    for (const ParamGroup& g : st.param_groups(0, 4))
+      for (const at::Tensor& p : g.params) EXPECT_EQ(p.scalar_type(), at::kFloat);
+  }
+  double diff = 0;
+  for (size_t l = 0; l < 5; ++l) diff = std::max(diff, std::abs(learned[0][l] - learned[1][l]));
+  EXPECT_GT(diff, 0.0);   // the bfloat16 products changed something
+  EXPECT_LT(diff, 0.05);  // and only that
 }

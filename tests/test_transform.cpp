@@ -149,8 +149,18 @@ TEST(HadamardBlockDiag, OrthogonalBlocksWithOwnSigns) {
   EXPECT_TRUE(at::equal(block_diag_random_hadamard(64, 64, 9), random_hadamard(64, 9)));
   EXPECT_TRUE(at::equal(block_diag_random_hadamard(96, 32, 5), q));
   EXPECT_FALSE(at::equal(block_diag_random_hadamard(96, 32, 6), q));
-  expect_throw_with([] { block_diag_random_hadamard(100, 32, 0); }, "dim 100 is not a multiple of block 32");
-  expect_throw_with([] { block_diag_random_hadamard(96, 48, 0); }, "48 is not a power of two");
+  // A short last block (100 = 3 x 32 + 4) gets a Hadamard of its own order; blocks of any
+  // supported order (48 = 4 x 12, Paley I with q = 11).
+  for (auto [dim, block] : {std::pair<int64_t, int64_t>{100, 32}, {576, 128}, {96, 48}, {576, 0}}) {
+    if (block == 0) block = dim;
+    at::Tensor r = block_diag_random_hadamard(dim, block, 4, at::kDouble);
+    EXPECT_LT(orth_err(r), 1e-6) << dim << " " << block;
+    const int64_t last = dim % block == 0 ? block : dim % block;
+    EXPECT_EQ(r.ne(0).sum().item<int64_t>(), (dim / block) * block * block + (dim % block ? last * last : 0))
+        << dim << " " << block;
+  }
+  expect_throw_with([] { block_diag_random_hadamard(102, 32, 0); }, "last block of 6 has no Hadamard");
+  expect_throw_with([] { block_diag_random_hadamard(96, 92, 0); }, "block 92 has no Hadamard");
 }
 
 TEST(HadamardFwht, EqualsMatrixProduct) {
@@ -182,6 +192,20 @@ TEST(TransformRotation, EveryFamilyKeepsLogits) {
     write_synthetic_model(d, c, o);
     expect_rotations_keep_logits(d, fam);
   }
+}
+
+// Widths that are not powers of two (SmolLM2's 576 = 16 x 36 and its kind): a hidden size of 48
+// (4 x 12, Paley I) rotates with one Hadamard-like matrix (block 0) or in blocks of 32 with a
+// short last block of 16, and the logits stay.
+TEST(TransformRotation, NonPowerOfTwoHiddenKeepsLogits) {
+  std::string d = tmp_dir("h48");
+  ModelConfig c = synthetic_config("llama", "tiny");
+  c.hidden_size = 48;
+  c.num_heads = 6;
+  c.num_kv_heads = 3;
+  c.head_dim = 8;
+  write_synthetic_model(d, c, {});
+  expect_rotations_keep_logits(d, "llama hidden 48");
 }
 
 // Llama with attention_bias and mlp_bias: o and down biases rotate with their weights.
@@ -226,7 +250,7 @@ TEST(TransformRotation, RefusesUnfusedQuantizedAndBadQ) {
   fuse_norms(m);
   expect_throw_with([&] { rotate_residual(m, random_hadamard(32, 1)); }, "hidden size is 64");
   expect_throw_with([&] { rotate_residual(m, 2 * random_hadamard(H, 1)); }, "not orthogonal");
-  expect_throw_with([&] { rotate_model(m, 48, 1); }, "not a multiple of block 48");
+  expect_throw_with([&] { rotate_model(m, 58, 1); }, "block 58 has no Hadamard");
   m.blocks[2].linear(Role::V).override_ = std::make_shared<FakeOverride>(m.blocks[2].linear(Role::V).weight);
   expect_throw_with([&] { rotate_residual(m, random_hadamard(H, 1)); }, "blocks.2.attn.v is already quantized");
   expect_throw_with([&] { fuse_norms(m); }, "blocks.2.attn.v is already quantized");

@@ -92,7 +92,8 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   s.calib = calib.get();
   s.runner.device = dev;
   s.runner.dtype = dtype;
-  s.store_dtype = a.store_dtype == "auto" ? dtype : parse_dtype(a.store_dtype);
+  s.train_autocast = a.autocast == "on" || (a.autocast == "auto" && dev.is_cuda());
+  s.store_dtype = a.store_dtype == "auto" ? (s.train_autocast ? c10::kFloat : dtype) : parse_dtype(a.store_dtype);
   s.batch_size = a.batch_size;
   s.work_dir = a.work.empty() ? a.out + ".work" : a.work;
   cuda_reset_peak();
@@ -102,6 +103,8 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   report["device"] = dev.str();
   report["calibration_dtype"] = dtype_name(dtype);
   report["stream_dtype"] = dtype_name(s.store_dtype);
+  report["train_autocast"] = s.train_autocast ? "float32 weights and parameters, bfloat16 autocast forwards"
+                                              : "off (learned passes compute in " + dtype_name(s.train_dtype()) + ")";
   report["timings_seconds"] = s.seconds;
   if (!s.metrics.empty()) report["metrics"] = s.metrics;
   report["bits_per_weight_planned"] = planned_bits_per_weight(plan);

@@ -69,6 +69,7 @@ struct QuantizeArgs {
   std::string device = "auto";
   std::string dtype = "auto";  // dtype of calibration forwards
   std::string store_dtype = "auto";  // dtype of the activation streams in host memory
+  std::string autocast = "auto";     // learned passes: float32 + bfloat16 autocast (auto: on CUDA), on, off
   std::string calib;       // overrides recipe calibration.dataset
   int64_t samples = 0;     // 0 = recipe's
   int64_t seqlen = 0;

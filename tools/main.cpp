@@ -145,7 +145,12 @@ int main(int argc, char** argv) {
   quant->add_option("--dtype", qa.dtype, "dtype of calibration forwards: auto (cpu: float32, cuda: bfloat16), "
                                          "float32, bfloat16")->capture_default_str();
   quant->add_option("--store-dtype", qa.store_dtype, "dtype of the calibration activation streams kept in "
-                                                    "host memory: auto (= --dtype), float32, bfloat16")->capture_default_str();
+                                                    "host memory: auto (= --dtype; float32 under --autocast), float32, bfloat16")->capture_default_str();
+  quant->add_option("--autocast", qa.autocast,
+                    "learned passes (sliderquant, ratio, adaptive): keep weights, parameters, optimizer state and "
+                    "streams in float32 and run the block forwards under bfloat16 autocast, as the official "
+                    "SliderQuant code does on CUDA: auto (on for CUDA, off on CPU), on, off (forwards in --dtype)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   quant->add_option("--calib", qa.calib, "calibration text: c4-2k, ptb, wikitext2 or a text file (default: recipe's)");
   quant->add_option("--samples", qa.samples, "calibration windows (default: recipe's)")->check(CLI::PositiveNumber);
   quant->add_option("--seqlen", qa.seqlen, "tokens per calibration window (default: recipe's)")->check(CLI::Range(int64_t(2), int64_t(1) << 20));

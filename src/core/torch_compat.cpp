@@ -2,6 +2,7 @@
 #include "sliderquant/core/torch_compat.h"
 
 #include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
 #include <torch/cuda.h>
 
 #if defined(SQ_HAVE_CUDA_LIBS) && __has_include(<c10/cuda/CUDACachingAllocator.h>) && \
@@ -98,6 +99,48 @@ c10::Device resolve_device(const std::string& name) {
 std::string torch_version_string() {
   return std::to_string(TORCH_VERSION_MAJOR) + "." + std::to_string(TORCH_VERSION_MINOR) + "." +
          std::to_string(TORCH_VERSION_PATCH);
+}
+
+AutocastGuard::AutocastGuard(bool on, c10::Device device, c10::ScalarType dtype) : on_(on), cuda_(device.is_cuda()) {
+  if (!on_) return;
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const c10::DeviceType t = cuda_ ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
+  prev_enabled_ = at::autocast::is_autocast_enabled(t);
+  prev_dtype_ = at::autocast::get_autocast_dtype(t);
+  at::autocast::set_autocast_dtype(t, dtype);
+  at::autocast::set_autocast_enabled(t, true);
+#else
+  if (cuda_) {
+    prev_enabled_ = at::autocast::is_enabled();
+    prev_dtype_ = at::autocast::get_autocast_gpu_dtype();
+    at::autocast::set_autocast_gpu_dtype(dtype);
+    at::autocast::set_enabled(true);
+  } else {
+    prev_enabled_ = at::autocast::is_cpu_enabled();
+    prev_dtype_ = at::autocast::get_autocast_cpu_dtype();
+    at::autocast::set_autocast_cpu_dtype(dtype);
+    at::autocast::set_cpu_enabled(true);
+  }
+#endif
+  at::autocast::increment_nesting();
+}
+
+AutocastGuard::~AutocastGuard() {
+  if (!on_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  const c10::DeviceType t = cuda_ ? c10::DeviceType::CUDA : c10::DeviceType::CPU;
+  at::autocast::set_autocast_enabled(t, prev_enabled_);
+  at::autocast::set_autocast_dtype(t, prev_dtype_);
+#else
+  if (cuda_) {
+    at::autocast::set_enabled(prev_enabled_);
+    at::autocast::set_autocast_gpu_dtype(prev_dtype_);
+  } else {
+    at::autocast::set_cpu_enabled(prev_enabled_);
+    at::autocast::set_autocast_cpu_dtype(prev_dtype_);
+  }
+#endif
 }
 
 }  // namespace sq

@@ -149,7 +149,7 @@ class SliderStudent : public WindowStudent {
     auto it = fp_.find(l);
     if (it == fp_.end()) it = fp_.emplace(l, block_tensors(s_.model.blocks[size_t(l)], s_.runner.device)).first;
     BlockTensors t = learned(L, it->second, [&](const LwcQuantizer& q, const at::Tensor& W) { return q.fake_quant(W, rate); });
-    BlockWeights w = fuse_block_tensors(t, s_.runner.dtype);
+    BlockWeights w = fuse_block_tensors(t, s_.train_dtype());
     w.act = {o_.abits, o_.attn_abits, rate};
     return w;
   }

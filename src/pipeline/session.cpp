@@ -59,7 +59,8 @@ nlohmann::json Session::work_identity() const {
   return {{"model", model.dir},
           {"recipe_sha256", recipe.sha256()},
           {"calibration_sha256", calib ? calib->sha256 : ""},
-          {"device_dtype", dtype_name(runner.dtype)}};
+          {"device_dtype", dtype_name(runner.dtype)},
+          {"train_autocast", train_autocast}};
 }
 
 void run_passes(Session& s) {

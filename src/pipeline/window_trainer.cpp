@@ -128,7 +128,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
   SQ_CHECK(o.epochs >= 0 && o.batch >= 1, "window training: epochs must be >= 0 and batch >= 1");
   const ModelConfig& c = s.model.config;
   const c10::Device dev = s.runner.device;
-  const c10::ScalarType dt = s.runner.dtype;
+  const c10::ScalarType dt = s.train_dtype();  // float32 under autocast
   const int64_t N = s.calib->samples, T = s.calib->seqlen;
   const int64_t ibs = std::max<int64_t>(1, s.batch_size);  // inference batch
   at::Tensor ids = at::from_blob(const_cast<int64_t*>(s.calib->ids.data()), {N, T}, at::kLong).clone();
@@ -155,6 +155,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
     for (int64_t b = 0; b < N; b += ibs) {
       const int64_t n = std::min(ibs, N - b);
       at::Tensor x = stream.narrow(0, b, n).to(dev, dt);
+      AutocastGuard ac(s.train_autocast, dev);
       for (const BlockWeights& w : ws) x = block_forward(w, c, x, rope);
       out.narrow(0, b, n).copy_(x.to(at::kCPU, s.store_dtype));
     }
@@ -204,9 +205,13 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
         at::Tensor idx = perm.narrow(0, j * o.batch, std::min(o.batch, N - j * o.batch));
         at::Tensor x = (o.student_inputs_fp ? x_fp : x_q).index_select(0, idx).to(dev, dt);
         at::Tensor y = target.index_select(0, idx).to(dev, at::kFloat);
-        for (int64_t l = w.first; l <= w.last; ++l) x = block_forward(student.block(l, rate), c, x, rope);
-        at::Tensor loss = at::mse_loss(x.to(at::kFloat), y);
-        at::Tensor reg = student.regularizer(w.first, w.last, double(step) / double(total));
+        at::Tensor loss, reg;
+        {
+          AutocastGuard ac(s.train_autocast, dev);  // forward and loss under autocast, backward outside (as torch.autocast)
+          for (int64_t l = w.first; l <= w.last; ++l) x = block_forward(student.block(l, rate), c, x, rope);
+          loss = at::mse_loss(x.to(at::kFloat), y);
+          reg = student.regularizer(w.first, w.last, double(step) / double(total));
+        }
         (reg.defined() ? loss + reg : loss).backward();
         const double lv = loss.item<double>();
         SQ_CHECK(std::isfinite(lv), o.label << ": the loss of window " << w.first << "-" << w.last

@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 #include <utility>
@@ -250,14 +251,24 @@ at::Tensor random_hadamard(int64_t n, uint64_t seed, c10::ScalarType dtype) {
 }
 
 at::Tensor block_diag_random_hadamard(int64_t dim, int64_t block, uint64_t seed, c10::ScalarType dtype) {
-  SQ_CHECK(block > 0 && dim > 0 && dim % block == 0,
-           "block_diag_random_hadamard: dim " << dim << " is not a multiple of block " << block);
-  check_power_of_two(block, "block_diag_random_hadamard");
-  at::Tensor h = hadamard_matrix(block, at::kDouble);
+  SQ_CHECK(block > 0 && dim > 0, "block_diag_random_hadamard: dim " << dim << " and block " << block
+                                                                    << " must be positive");
+  SQ_CHECK(hadamard_supported(block), "block_diag_random_hadamard: block " << block
+                                                                       << " has no Hadamard matrix (not 1, 2 or a "
+                                                                          "supported multiple of 4)");
+  const int64_t rest = dim % block;  // a short last block (ragged groups), with a Hadamard of its own order
+  SQ_CHECK(rest == 0 || hadamard_supported(rest),
+           "block_diag_random_hadamard: dim " << dim << " is not a multiple of block " << block
+                                              << " and its last block of " << rest
+                                              << " has no Hadamard matrix (" << rest
+                                              << " is not 1, 2 or a supported multiple of 4)");
+  at::Tensor h = hadamard_any(block, at::kDouble);
+  at::Tensor h_rest = rest > 0 ? hadamard_any(rest, at::kDouble) : at::Tensor();
   at::Tensor s = random_signs(dim, seed);
   at::Tensor q = at::zeros({dim, dim}, at::kDouble);  // [dim, dim]
-  for (int64_t g = 0; g < dim / block; ++g) {
-    q.narrow(0, g * block, block).narrow(1, g * block, block).copy_(s.narrow(0, g * block, block).unsqueeze(1) * h);
+  for (int64_t g0 = 0; g0 < dim; g0 += block) {
+    const int64_t b = std::min(block, dim - g0);
+    q.narrow(0, g0, b).narrow(1, g0, b).copy_(s.narrow(0, g0, b).unsqueeze(1) * (b == block ? h : h_rest));
   }
   return q.to(dtype);
 }

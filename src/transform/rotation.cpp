@@ -110,10 +110,13 @@ void rotate_residual(Model& m, const at::Tensor& Q) {
 void rotate_model(Model& m, int64_t block, uint64_t seed, c10::Device device) {
   const int64_t H = m.config.hidden_size;
   SQ_CHECK(block >= 0, "rotate_model: block " << block << " must be >= 0 (0 = one rotation of size " << H << ")");
-  SQ_CHECK(block > 0 || is_power_of_two(H), "rotate_model: hidden size " << H
-                                                << " is not a power of two; give a block size (e.g. 128) for a "
-                                                   "groupwise rotation");
-  at::Tensor Q = block == 0 ? random_hadamard(H, seed, at::kDouble)
+  SQ_CHECK(block > 0 || hadamard_supported(H),
+           "rotate_model: hidden size " << H << " has no Hadamard matrix (" << H
+                                        << " is not a supported multiple of 4); give a block size for a groupwise "
+                                           "rotation");
+  // Any order with a Hadamard matrix (576 = 16 x 36, Paley II); block > 0: one per block, a short last
+  // block (H not a multiple of it) with its own order.
+  at::Tensor Q = block == 0 ? random_hadamard_any(H, seed, at::kDouble)
                             : block_diag_random_hadamard(H, block, seed, at::kDouble);
   fuse_norms(m);
   rotate_residual(m, Q.to(device));

@@ -39,4 +39,19 @@ c10::Device resolve_device(const std::string& name);
 
 std::string torch_version_string();
 
+// Autocast for a scope (as Python's `with torch.autocast(device_type, dtype)`): on DEVICE's
+// kind (CUDA or CPU), matrix products run in DTYPE while tensors stay in their own dtype and
+// reductions / norms in float32. ON false: does nothing. Restores the previous state.
+class AutocastGuard {
+ public:
+  AutocastGuard(bool on, c10::Device device, c10::ScalarType dtype = c10::kBFloat16);
+  ~AutocastGuard();
+  AutocastGuard(const AutocastGuard&) = delete;
+  AutocastGuard& operator=(const AutocastGuard&) = delete;
+
+ private:
+  bool on_ = false, cuda_ = false, prev_enabled_ = false;
+  c10::ScalarType prev_dtype_ = c10::kBFloat16;
+};
+
 }  // namespace sq

@@ -28,6 +28,10 @@ struct Session {
   const CalibrationSet* calib = nullptr;
   RunnerOptions runner;                       // device and dtype of calibration forwards
   c10::ScalarType store_dtype = c10::kFloat;  // dtype of the activation streams in host memory
+  // Learned passes (window training): false = weights and block forwards in runner.dtype;
+  // true = master weights, learned parameters and forwards in float32 with the matrix products
+  // under bfloat16 autocast (the official SliderQuant code's CUDA setting; quantize --autocast).
+  bool train_autocast = false;
   int64_t batch_size = 1;                     // calibration windows per forward
   std::string work_dir;                       // "" = no checkpoints, no resume
   std::map<std::string, QTensor> quantized;   // canonical linear name -> result
@@ -36,6 +40,8 @@ struct Session {
   std::map<std::string, std::vector<double>> metrics;  // per-step series for the report (losses, ...)
 
   Session(Model& m, const Recipe& r);
+  // The dtype learned passes build their block weights in (float32 under autocast).
+  c10::ScalarType train_dtype() const { return train_autocast ? c10::kFloat : runner.dtype; }
   const LinearPlan* plan_for(const std::string& linear) const;  // nullptr if not a block linear
   Linear& linear(const std::string& canonical);
   Block& linear_block(const std::string& canonical);  // the block a "blocks.{i}...." name is in

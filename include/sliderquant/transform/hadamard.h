@@ -26,8 +26,11 @@ at::Tensor random_hadamard(int64_t n, uint64_t seed, c10::ScalarType dtype = c10
 
 // D²Quant's groupwise rotation [dim, dim]: blockdiag(Q_1, ..., Q_{dim/block}) where each
 // Q_g = diag(s_g)·H_block has its own random signs (the signs of all blocks come from one
-// generator seeded with `seed`, so block == dim gives random_hadamard(dim, seed)).
-// dim must be a multiple of block, and block a power of two.
+// generator seeded with `seed`, so block == dim gives random_hadamard(dim, seed)). Blocks of
+// any order hadamard_any builds; when dim is not a multiple of block, the last block is
+// shorter (dim % block, the short last group of a ragged format) with a Hadamard of its own
+// order (SmolLM2's 576 in blocks of 128: four of 128 and one of 64). Throws when an order
+// has no Hadamard matrix.
 at::Tensor block_diag_random_hadamard(int64_t dim, int64_t block, uint64_t seed,
                                       c10::ScalarType dtype = c10::kFloat);
 

@@ -60,7 +60,7 @@ BlockWeights AdaptiveStudent::block(int64_t l, double) {
   BlockTensors t = transformed(L, it->second, T);
   for (int i = 0; i < int(L.lwc.size()); ++i)
     if (L.lwc[size_t(i)]) weight_of(t, i) = L.lwc[size_t(i)]->fake_quant(weight_of(t, i));
-  BlockWeights w = fuse_block_tensors(t, s_.runner.dtype);
+  BlockWeights w = fuse_block_tensors(t, s_.train_dtype());
   for (int p = 0; p < kOnlinePoints; ++p) w.online[p] = cast(T[size_t(p)]);
   w.online_q = cast(online_inverse_transpose(T[int(OnlinePoint::KCache)]));
   w.act = act();
@@ -95,7 +95,7 @@ ActQuant AdaptiveStudent::act() const {
 }
 
 OnlineTransform AdaptiveStudent::cast(const OnlineTransform& t) const {
-  auto c = [&](const at::Tensor& x) { return x.defined() ? x.to(s_.runner.dtype) : x; };
+  auto c = [&](const at::Tensor& x) { return x.defined() ? x.to(s_.train_dtype()) : x; };
   OnlineTransform r{c(t.scale), c(t.p1), c(t.p2)};
   r.mix = c(t.mix);
   for (const OnlineTransform& a : t.alt) r.alt.push_back(cast(a));
