@@ -332,12 +332,13 @@ std::vector<std::string> write_hf_tokenizer_files(const GgufFile& f, const std::
     llama_bpe_pre(pre_name, pre);  // known: load_gguf_tokenizer checked it
     json vocab = json::object(), added = json::array(), merges = json::array(), pretoks = json::array();
     for (size_t i = 0; i < n; ++i) {
-      if (types[i] == kTokControl || types[i] == kTokUserDefined) {
+      // Control and user-defined tokens are added tokens and, as in Hugging Face's own files, also
+      // entries of the model's vocab: tokenizers gives an added token missing from the vocab a new
+      // id past its end (SmolLM2's <|im_start|> would become 49136, another token's id).
+      if (types[i] == kTokControl || types[i] == kTokUserDefined)
         added.push_back({{"id", i}, {"content", tokens[i]}, {"single_word", false}, {"lstrip", false},
                          {"rstrip", false}, {"normalized", false}, {"special", types[i] == kTokControl}});
-      } else {
-        vocab[tokens[i]] = i;
-      }
+      vocab[tokens[i]] = i;
     }
     for (const std::string& m : f.get_strs("tokenizer.ggml.merges")) merges.push_back(m);
     for (const std::string& re : pre.regexes) {
