@@ -352,6 +352,20 @@ TEST(GptqQuant, BeatsRtnOnCorrelatedInputs) {
   }
 }
 
+// GPTQ with options O against the slow reference (same order, static groups and, when
+// ref_block_start > 0, gptq.py's block-start group parameters): the same g_idx presence, codes
+// equal up to 0.1% (float32 vs float64 ties), the same output error.
+static GptqResult expect_matches_reference(const at::Tensor& W, const at::Tensor& H, const QFormat& f, const GptqOptions& o,
+                                           int64_t ref_block_start, RefResult& r) {
+  GptqResult g = gptq_quantize(W, H, f, o);
+  r = gptq_reference(W, H, f, o.order, o.static_groups, 0.01, ref_block_start);
+  EXPECT_EQ(g.q.g_idx.defined(), r.with_g_idx);
+  EXPECT_LE(count_mismatches(g.q.codes, r.codes), W.numel() / 1000);
+  const double e_ref = output_error(W, r.dequant, H);
+  EXPECT_NEAR(g.error, e_ref, 1e-3 * e_ref);
+  return g;
+}
+
 TEST(GptqQuant, OrdersMatchSlowReference) {
   at::Tensor X = correlated_inputs(512, 256, 51);
   at::Tensor H = hessian_of(X);
@@ -372,12 +386,8 @@ TEST(GptqQuant, OrdersMatchSlowReference) {
     o.order = c.order;
     o.static_groups = c.stat;
     o.block_size = 64;
-    GptqResult g = gptq_quantize(W, H, f, o);
-    RefResult r = gptq_reference(W, H, f, c.order, c.stat);
-    EXPECT_EQ(g.q.g_idx.defined(), r.with_g_idx);
-    EXPECT_LE(count_mismatches(g.q.codes, r.codes), W.numel() / 1000);
-    const double e_ref = output_error(W, r.dequant, H);
-    EXPECT_NEAR(g.error, e_ref, 1e-3 * e_ref);
+    RefResult r;
+    GptqResult g = expect_matches_reference(W, H, f, o, 0, r);
     EXPECT_LT((g.q.dequantize().to(at::kDouble) - r.dequant).abs().max().item<double>(), 1e-4 + 0.6 * g.q.scales.max().item<double>());
     if (g.q.g_idx.defined()) {  // group of column j = its position in the processing order / width
       at::Tensor counts = at::bincount(g.q.g_idx.to(at::kLong));
@@ -412,13 +422,9 @@ TEST(GptqQuant, RaggedGroupsAndBlockStartParamsMatchSlowReference) {
     o.static_groups = c.stat;
     o.block_size = c.block_start > 0 ? c.block_start : 48;
     o.params_at_block_start = c.block_start > 0;
-    GptqResult g = gptq_quantize(W, H, f, o);
-    RefResult r = gptq_reference(W, H, f, c.order, c.stat, 0.01, c.block_start);
+    RefResult r;
+    GptqResult g = expect_matches_reference(W, H, f, o, c.block_start, r);
     EXPECT_EQ(g.q.scales.size(1), f.groups(200));
-    EXPECT_EQ(g.q.g_idx.defined(), r.with_g_idx);
-    EXPECT_LE(count_mismatches(g.q.codes, r.codes), W.numel() / 1000);
-    const double e_ref = output_error(W, r.dequant, H);
-    EXPECT_NEAR(g.error, e_ref, 1e-3 * e_ref);
     if (g.q.g_idx.defined()) {  // processing-order groups: 64, 64, 64, then the last 8 columns
       at::Tensor counts = at::bincount(g.q.g_idx.to(at::kLong));
       EXPECT_EQ(counts[f.groups(200) - 1].item<int64_t>(), 200 % f.group_width(200));

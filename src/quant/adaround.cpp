@@ -18,8 +18,8 @@ AdaRoundQuantizer::AdaRoundQuantizer(const at::Tensor& W, const QFormat& f) : fo
   const at::Tensor Wf = W.detach().to(at::kFloat);
   base_ = rtn_quantize(Wf, f);
   const int64_t gw = f.group_width(W.size(1));
-  s_ = base_.scales.to(Wf.device()).repeat_interleave(gw, 1).narrow(1, 0, W.size(1));  // a short last group: cut
-  z_ = base_.zeros.to(Wf.device()).repeat_interleave(gw, 1).narrow(1, 0, W.size(1));
+  s_ = expand_groups(base_.scales.to(Wf.device()), W.size(1), gw);
+  z_ = expand_groups(base_.zeros.to(Wf.device()), W.size(1), gw);
   const at::Tensor x = Wf / s_;
   floor_ = at::floor(x);
   const at::Tensor rest = (x - floor_).clamp(0, 1);

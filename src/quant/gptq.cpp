@@ -78,34 +78,25 @@ at::Tensor column_order(const at::Tensor& diag, GptqOrder order, int64_t width) 
       return at::arange(in, diag.options().dtype(at::kLong));
     case GptqOrder::ActOrder:
       return std::get<1>(at::sort(diag, /*stable=*/true, /*dim=*/0, /*descending=*/true));
-    case GptqOrder::GroupPreserving: {
-      if (in % width != 0) {  // a short last group: the same order, group by group on the host
-        at::Tensor d = diag.to(at::kCPU, at::kFloat).contiguous();
-        const float* dp = d.data_ptr<float>();
-        const int64_t G = (in + width - 1) / width;
-        std::vector<int64_t> gord(static_cast<size_t>(G));
-        std::vector<float> gmax(static_cast<size_t>(G));
-        for (int64_t g = 0; g < G; ++g) {
-          gord[size_t(g)] = g;
-          gmax[size_t(g)] = *std::max_element(dp + g * width, dp + std::min(in, (g + 1) * width));
-        }
-        std::stable_sort(gord.begin(), gord.end(), [&](int64_t a, int64_t b) { return gmax[size_t(a)] > gmax[size_t(b)]; });
-        std::vector<int64_t> perm;
-        perm.reserve(size_t(in));
-        for (int64_t g : gord) {
-          const int64_t c0 = g * width, c1 = std::min(in, c0 + width);
-          std::vector<int64_t> cols;
-          for (int64_t c = c0; c < c1; ++c) cols.push_back(c);
-          std::stable_sort(cols.begin(), cols.end(), [&](int64_t a, int64_t b) { return dp[a] > dp[b]; });
-          perm.insert(perm.end(), cols.begin(), cols.end());
-        }
-        return at::tensor(perm, at::TensorOptions().dtype(at::kLong)).to(diag.device());
+    case GptqOrder::GroupPreserving: {  // on the host: groups by their largest diagonal, columns within by theirs
+      at::Tensor d = diag.to(at::kCPU, at::kFloat).contiguous();
+      const float* dp = d.data_ptr<float>();
+      const int64_t G = (in + width - 1) / width;  // a short last group (ragged format) sorts like the others
+      std::vector<int64_t> gord(static_cast<size_t>(G));
+      std::vector<float> gmax(static_cast<size_t>(G));
+      for (int64_t g = 0; g < G; ++g) {
+        gord[size_t(g)] = g;
+        gmax[size_t(g)] = *std::max_element(dp + g * width, dp + std::min(in, (g + 1) * width));
       }
-      const int64_t G = in / width;
-      at::Tensor d2 = diag.view({G, width});                                             // [G, width]
-      at::Tensor within = std::get<1>(at::sort(d2, /*stable=*/true, 1, /*descending=*/true));  // [G, width]
-      at::Tensor gord = std::get<1>(at::sort(d2.amax(1), /*stable=*/true, 0, /*descending=*/true));  // [G]
-      return within.index_select(0, gord).add_(gord.mul(width).unsqueeze(1)).view({in});
+      std::stable_sort(gord.begin(), gord.end(), [&](int64_t a, int64_t b) { return gmax[size_t(a)] > gmax[size_t(b)]; });
+      std::vector<int64_t> perm;
+      perm.reserve(size_t(in));
+      for (int64_t g : gord) {
+        const size_t first = perm.size();
+        for (int64_t c = g * width; c < std::min(in, (g + 1) * width); ++c) perm.push_back(c);
+        std::stable_sort(perm.begin() + long(first), perm.end(), [&](int64_t x, int64_t y) { return dp[x] > dp[y]; });
+      }
+      return at::tensor(perm, at::TensorOptions().dtype(at::kLong)).to(diag.device());
     }
   }
   SQ_FAIL("gptq: unknown column order");
