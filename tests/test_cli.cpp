@@ -82,7 +82,6 @@ TEST(Cli, ErrorsAreOneLineAndExitOne) {
   write_file_atomic(dir + "/bad.safetensors", std::string("\x10\x00\x00\x00\x00\x00\x00\x00{oops", 13));
   std::vector<Case> cases = {
       {"eval /nonexistent/model --ppl wikitext2", "/nonexistent/model"},
-      {"eval " + kModel + " --ppl no-such-set", "unknown dataset"},
       {"eval " + kModel + " --ppl " + kText + " --json /nonexistent/dir/r.json", "/nonexistent/dir"},
       {"inspect " + dir, "config.json"},
       {"inspect " + dir + "/bad.safetensors", "not a GGUF file"},

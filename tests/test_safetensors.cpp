@@ -261,6 +261,17 @@ TEST(Safetensors, CheckpointLayouts) {
   write_file_atomic(dir + "/model.safetensors.index.json",
                     R"({"weight_map":{"x":"a.safetensors","y":"b.safetensors"}})");
   EXPECT_EQ(Checkpoint::open(dir).files().size(), 2u);  // c.safetensors is not read
+  // Shard names stay inside the model directory.
+  for (const char* shard : {"../a.safetensors", "/tmp/a.safetensors", "sub/a.safetensors", "..", ""}) {
+    write_file_atomic(dir + "/model.safetensors.index.json",
+                      nlohmann::json{{"weight_map", {{"x", shard}}}}.dump());
+    try {
+      Checkpoint::open(dir);
+      ADD_FAILURE() << shard << ": no error";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("not a file name inside"), std::string::npos) << e.what();
+    }
+  }
   remove_tree(dir);
 }
 
@@ -308,10 +319,24 @@ TEST(Safetensors, CorruptFilesAreRejected) {
   expect_open_error(p, "__metadata__");
   expect_open_error(dir + "/missing.safetensors", "cannot open");
 
-  // Still fine: gaps between tensors, zero-size tensors at a boundary.
+  // As the format's own validator: no hole between tensors, no trailing bytes, no name twice
+  // (a JSON parser keeps the last of duplicate keys; the first one's bytes became a hole).
+  write_raw(p, R"({"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]},)"
+               R"("b":{"dtype":"U8","shape":[],"data_offsets":[4,5]}})", std::string(5, '\0'));
+  expect_open_error(p, "hole");
+  write_raw(p, R"({"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]}})", std::string(3, '\0'));
+  expect_open_error(p, "1 bytes after the last tensor");
+  write_raw(p, R"({"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]},)"
+               R"("a":{"dtype":"I8","shape":[2],"data_offsets":[2,4]}})", std::string(4, '\0'));
+  expect_open_error(p, "names tensor a twice");
+  write_raw(p, R"({"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]},"__metadata__":{"a":"x","a":"y"}})",
+            std::string(2, '\0'));
+  EXPECT_EQ(SafetensorsFile::open(p)->metadata().at("a"), "y");  // only tensor names must be unique
+
+  // Still fine: zero-size tensors at a boundary, a scalar, header padding.
   write_raw(p, R"({"a":{"dtype":"I8","shape":[2],"data_offsets":[0,2]},)"
                R"("z":{"dtype":"F32","shape":[0,3],"data_offsets":[2,2]},)"
-               R"("b":{"dtype":"U8","shape":[],"data_offsets":[4,5]}})", f8);
+               R"("b":{"dtype":"U8","shape":[],"data_offsets":[2,3]}}   )", std::string(3, '\0'));
   auto f = SafetensorsFile::open(p);
   EXPECT_EQ(f->tensors().size(), 3u);
   EXPECT_EQ(f->tensor("b").dim(), 0);

@@ -1,8 +1,13 @@
 // tools/cmd_common: what every subcommand shares: --quiet, --verbose, --threads, small argument helpers.
 #include <ATen/Parallel.h>
 
+#include <fnmatch.h>
+
 #include "commands.h"
+#include "sliderquant/core/error.h"
+#include "sliderquant/core/fs.h"
 #include "sliderquant/core/log.h"
+#include "sliderquant/pipeline/recipe.h"
 
 namespace sq::cli {
 
@@ -27,6 +32,28 @@ std::string short_name(const std::string& name_or_path) {
 void apply_common(const CommonArgs& c) {
   set_log_level(c.quiet ? LogLevel::Quiet : c.verbose ? LogLevel::Debug : LogLevel::Info);
   if (c.threads > 0) at::set_num_threads(c.threads);
+}
+
+int warn_unmatched_overrides(const Recipe& recipe, const std::vector<LinearPlan>& plan) {
+  int n = 0;
+  for (size_t i = 0; i < recipe.overrides.size(); ++i) {
+    bool hit = false;
+    for (const LinearPlan& p : plan) hit = hit || fnmatch(recipe.overrides[i].match.c_str(), p.name.c_str(), 0) == 0;
+    if (!hit) {
+      ++n;
+      SQ_INFO("warning: " << (recipe.path.empty() ? recipe.name : recipe.path) << ": overrides[" << i << "] ("
+                          << recipe.overrides[i].match << ") matches no linear of this model; it does nothing");
+    }
+  }
+  return n;
+}
+
+void check_apart_from_source(const std::string& path, const std::string& what, const std::string& src) {
+  if (same_or_inside(path, src))
+    throw UsageError(what + " " + path + " is the source model " + src + " or lies inside it; write elsewhere");
+  if (same_or_inside(src, path))
+    throw UsageError("the source model " + src + " lies inside " + what + " " + path +
+                     ", which the run replaces or removes; write elsewhere");
 }
 
 }  // namespace sq::cli

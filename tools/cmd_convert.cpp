@@ -61,6 +61,7 @@ int cmd_convert(const ConvertArgs& a, const CommonArgs& common) {
   SQ_CHECK(dt == at::kFloat || dt == at::kBFloat16 || dt == at::kHalf,
            "--dtype must be float32, bfloat16 or float16 (got " << a.dtype << ")");
   const ModelFormat& hf = find_format("hf");
+  check_apart_from_source(a.out, "--out", a.in);
   if (path_exists(a.out) && !a.force) throw UsageError(a.out + " already exists (use --force to replace it)");
   Model m = load_any_model(a.in);
   SQ_CHECK(!detect_format(a.in).describe(a.in).value("quantized", false) || is_gguf_file(a.in),
@@ -78,6 +79,7 @@ int cmd_export(const ExportArgs& a, const CommonArgs& common) {
   apply_common(common);
   const ModelFormat& f = find_format(a.format);
   if (!a.json.empty()) check_writable_file(a.json, "--json");
+  check_apart_from_source(a.out, "--out", a.model);
   if (path_exists(a.out) && !a.force) throw UsageError(a.out + " already exists (use --force to replace it)");
   Model m = load_any_model(a.model);
   std::map<std::string, QTensor> q;

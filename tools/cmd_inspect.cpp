@@ -8,6 +8,7 @@
 #include "commands.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/formats/model_format.h"
+#include "sliderquant/data/tokenizer.h"
 #include "sliderquant/io/gguf.h"
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/arch.h"
@@ -100,6 +101,16 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
                   t["dtype"].get<std::string>().c_str(), shape.c_str(), (unsigned long long)t["bytes"].get<uint64_t>());
     }
   }
+  std::string check = "not run (--check)";
+  if (a.check) {
+    // What eval refuses, inspect --check refuses: every tensor loaded (present, shaped, typed,
+    // finite; none left over) and the tokenizer loaded.
+    Model m = load_any_model(a.model);
+    auto tok = load_tokenizer(a.model);
+    check = "ok: every tensor present, of the right shape and dtype and finite; the tokenizer loads (" +
+            std::to_string(tok->vocab_size()) + " tokens)";
+    std::printf("check          %s\n", check.c_str());
+  }
   if (!a.json.empty()) {
     nlohmann::json j = nlohmann::json::parse(model_config_json(c));
     nlohmann::json out{{"model", a.model},
@@ -116,6 +127,7 @@ int cmd_inspect(const InspectArgs& a, const CommonArgs& common) {
                                                                                           nlohmann::json())},
                        {"linears", described.value("linears", nlohmann::json::object())},
                        {"files", n_files},
+                       {"check", check},
                        {"tensors", tensors}};
     write_file_atomic(a.json, out.dump(2) + "\n");
   }

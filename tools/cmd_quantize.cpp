@@ -3,7 +3,11 @@
 // from the work directory), writes the packed model, and optionally evaluates it.
 #include <ATen/ATen.h>
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -11,6 +15,7 @@
 
 #include "commands.h"
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/fs.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/progress.h"
 #include "sliderquant/core/torch_compat.h"
@@ -33,7 +38,12 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   if (a.seqlen > 0) recipe.calibration.seqlen = a.seqlen;
   if (a.seed >= 0) recipe.calibration.seed = uint64_t(a.seed);
 
-  SQ_CHECK(a.dry_run || !path_exists(a.out) || a.force, "output " << a.out << " already exists (use --force to replace it)");
+  const std::string work_dir = a.work.empty() ? a.out + ".work" : a.work;
+  check_apart_from_source(a.out, "--out", model_dir);
+  check_apart_from_source(work_dir, "the work directory", model_dir);
+  if (!a.json.empty()) check_apart_from_source(a.json, "--json", model_dir);
+  if (!a.dry_run && path_exists(a.out) && !a.force)
+    throw UsageError("output " + a.out + " already exists (use --force to replace it)");
   if (!path_exists(a.out)) check_writable_file(a.out, "output");  // an existing OUT needs --force (above)
   if (!a.json.empty()) check_writable_file(a.json, "--json");
   const ModelFormat& out_format = find_format(a.format);
@@ -45,6 +55,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   ModelConfig cfg = load_any_config(model_dir);
   recipe.calibration.seqlen = std::min(recipe.calibration.seqlen, cfg.max_position_embeddings);
   std::vector<LinearPlan> plan = plan_linears(recipe, cfg);  // formats must fit before any work
+  warn_unmatched_overrides(recipe, plan);
   if (std::string(out_format.name) == "gptq") {
     std::map<std::string, int> why_not;  // formats vLLM's Marlin kernel cannot serve
     for (const LinearPlan& p : plan)
@@ -68,6 +79,23 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     return 0;
   }
 
+  // One run per output at a time: an advisory lock in the work directory, held to the end.
+  remove_stale_temps(a.out);
+  if (!is_directory(work_dir))
+    SQ_CHECK(::mkdir(work_dir.c_str(), 0755) == 0 || errno == EEXIST,
+             "cannot create the work directory " << work_dir << ": " << std::strerror(errno));
+  bool output_written = false;
+  FileLock lock = FileLock::acquire(path_join(work_dir, "lock"), "output " + a.out);
+  // A failed run keeps its work directory only when it holds checkpoints to resume from.
+  auto keep_or_remove_work = [&] {
+    std::error_code ec;
+    bool resumable = false;
+    for (const auto& e : std::filesystem::directory_iterator(work_dir, ec))
+      if (e.path().filename() != "lock") resumable = true;
+    if (!resumable && !a.keep_work) remove_path(work_dir);
+    else if (resumable) SQ_INFO("kept " << work_dir << " for a resume: run the same command again");
+  };
+  try {
   std::vector<TextDataset> eval_sets;  // resolved before the long work so a typo fails at once
   for (const std::string& name : split_commas(a.eval)) eval_sets.push_back(load_text_dataset(name, a.data_dir));
   Model model = load_any_model(model_dir);
@@ -75,6 +103,9 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
 
   nlohmann::json report;
   std::unique_ptr<CalibrationSet> calib;
+  if (!recipe.needs_calibration() && (!a.calib.empty() || a.samples > 0 || a.seqlen > 0 || a.seed >= 0))
+    SQ_INFO("warning: recipe " << recipe.name << " uses no calibration; --calib, --samples, --seqlen and --seed "
+                               "do nothing");
   if (recipe.needs_calibration()) {
     TextDataset text = load_calibration_text(recipe.calibration.dataset, a.data_dir);
     if (text.note.find("WARNING") != std::string::npos) SQ_INFO(text.note);
@@ -95,7 +126,9 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   s.train_autocast = a.autocast == "on" || (a.autocast == "auto" && dev.is_cuda());
   s.store_dtype = a.store_dtype == "auto" ? (s.train_autocast ? c10::kFloat : dtype) : parse_dtype(a.store_dtype);
   s.batch_size = a.batch_size;
-  s.work_dir = a.work.empty() ? a.out + ".work" : a.work;
+  s.work_dir = work_dir;
+  s.resume_strict = a.resume_strict;
+  s.input_fingerprints = nlohmann::json{{"model", content_fingerprint(model_dir)}}.dump();
   cuda_reset_peak();
   run_passes(s);
 
@@ -124,6 +157,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     std::filesystem::remove_all(s.work_dir, ec);
     if (ec) SQ_INFO("warning: cannot remove the work directory " << s.work_dir << ": " << ec.message());
   }
+  output_written = true;
 
   report["output"] = a.out;
   report["seconds_total"] = seconds;
@@ -150,6 +184,10 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     }
   }
   if (!a.json.empty()) write_file_atomic(a.json, report.dump(2) + "\n");
+  } catch (...) {
+    if (!output_written) keep_or_remove_work();
+    throw;
+  }
   return 0;
 }
 

@@ -28,7 +28,7 @@ std::string resolve_recipe_path(const std::string& arg) {
   for (const std::string& cand : {path_join(base, arg), path_join(base, arg + ".json"),
                                   path_join(base, "test/" + arg + ".json")})
     if (path_exists(cand) && !is_directory(cand)) return cand;
-  SQ_FAIL("recipe " << arg << " not found (neither a file nor a recipe in " << base << ")");
+  throw UsageError("recipe " + arg + " not found (neither a file nor a recipe in " + base + ")");
 }
 
 int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
@@ -36,7 +36,11 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
   Recipe r = load_recipe(resolve_recipe_path(a.recipe));
   if (a.action == "check") {
     std::vector<LinearPlan> plan;
-    if (!a.model.empty()) plan = plan_linears(r, load_any_config(a.model));  // fails before "ok"
+    int unmatched = 0;
+    if (!a.model.empty()) {
+      plan = plan_linears(r, load_any_config(a.model));  // fails before "ok"
+      unmatched = warn_unmatched_overrides(r, plan);
+    }
     std::printf("%s: ok\n", r.path.c_str());
     std::printf("  name         %s\n", r.name.c_str());
     std::printf("  format       %s (overrides: %zu)\n", r.format.name().c_str(), r.overrides.size());
@@ -45,11 +49,12 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
       std::printf("  calibration  %s, %lld x %lld tokens, seed %llu\n", r.calibration.dataset.c_str(),
                   (long long)r.calibration.samples, (long long)r.calibration.seqlen,
                   (unsigned long long)r.calibration.seed);
-    std::printf("  note         group sizes must divide a linear's input features (ragged last groups are not\n"
-                "               supported); per-channel formats (\"w4\") fit every shape\n");
+    std::printf("  note         a group size that does not divide a linear's input features leaves a short last\n"
+                "               group (as GPTQ's g_idx = i // group_size); per-channel formats (\"w4\") fit every shape\n");
     if (!a.model.empty()) {
       std::printf("  model        %s: %zu linears fit, %.3f bits per weight\n", a.model.c_str(), plan.size(),
                   planned_bits_per_weight(plan));
+      if (unmatched > 0) std::printf("  warning      %d override(s) match no linear of this model\n", unmatched);
     }
     return 0;
   }

@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/fs.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/model/synthetic.h"
@@ -27,23 +28,23 @@ int cmd_synth(const SynthArgs& a, const CommonArgs& common) {
   if (path_exists(a.out) && !a.force)
     throw UsageError(a.out + " already exists (use --force to replace it)");
   if (!path_exists(a.out)) check_writable_file(a.out, "output");  // an existing OUT is replaced (--force)
-  std::string tmp = a.out + ".tmp." + std::to_string(::getpid());
+  remove_stale_temps(a.out);
+  const std::string tmp = temp_sibling(a.out);
   SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
   SQ_INFO("writing a " << c.architecture << " (" << a.preset << ", " << c.param_count() << " parameters, seed "
                        << a.seed << ") to " << a.out);
   try {
     write_synthetic_model(tmp, c, o);
   } catch (...) {
-    std::error_code ec;  // best effort: the error being thrown matters more
-    std::filesystem::remove_all(tmp, ec);
+    remove_path(tmp);  // best effort: the error being thrown matters more
     throw;
   }
-  if (path_exists(a.out)) {
-    std::error_code ec;
-    std::filesystem::remove_all(a.out, ec);
-    SQ_CHECK(!ec, "cannot remove " << a.out << ": " << ec.message());
+  try {
+    replace_path(tmp, a.out);
+  } catch (...) {
+    remove_path(tmp);
+    throw;
   }
-  SQ_CHECK(std::rename(tmp.c_str(), a.out.c_str()) == 0, "cannot rename " << tmp << " to " << a.out);
   return 0;
 }
 

@@ -6,6 +6,11 @@
 #include <string>
 #include <vector>
 
+namespace sq {
+struct Recipe;
+struct LinearPlan;
+}  // namespace sq
+
 namespace sq::cli {
 
 struct CommonArgs {
@@ -36,6 +41,7 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& c);
 struct InspectArgs {
   std::string model;
   bool tensors = false;
+  bool check = false;  // also load every tensor and the tokenizer as eval would
   std::string json;
 };
 int cmd_inspect(const InspectArgs& a, const CommonArgs& c);
@@ -82,6 +88,7 @@ struct QuantizeArgs {
   bool dry_run = false;
   bool force = false;
   bool keep_work = false;
+  bool resume_strict = false;
   std::string format = "native";  // output model format (formats/model_format.h)
   std::string gguf_type;          // --format gguf: re-quantize what GGUF cannot hold exactly
   std::string gptq_format;        // --format gptq: gptq (v1) or gptq_v2 ("" = automatic)
@@ -133,5 +140,11 @@ std::string short_name(const std::string& name_or_path);
 
 // Applies --quiet, --verbose and --threads.
 void apply_common(const CommonArgs& c);
+// UsageError when the output PATH (named WHAT, e.g. "--out") is the source model SRC, lies
+// inside it, or contains it: writing there would replace or remove the source.
+// Logs a warning for each of RECIPE's overrides whose glob matches no linear of PLAN (a typo
+// there silently leaves the default format); returns how many.
+int warn_unmatched_overrides(const Recipe& recipe, const std::vector<LinearPlan>& plan);
+void check_apart_from_source(const std::string& path, const std::string& what, const std::string& src);
 
 }  // namespace sq::cli

@@ -5,6 +5,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <iostream>
@@ -38,6 +40,23 @@ void choose_blas_kernels(char** argv) {
   execv("/proc/self/exe", argv);  // only returns on failure: go on with the kernels there are
 }
 
+// Integer option values, strictly: "--limit: expected an integer >= 0, got 'abc'" instead of
+// CLI11's floating-point range messages.
+CLI::Validator int_in(int64_t lo, int64_t hi) {
+  std::string what = hi == INT64_MAX ? "an integer >= " + std::to_string(lo)
+                                     : "an integer in [" + std::to_string(lo) + ", " + std::to_string(hi) + "]";
+  return CLI::Validator(
+      [lo, hi, what](std::string& s) -> std::string {
+        errno = 0;
+        char* end = nullptr;
+        const long long v = std::strtoll(s.c_str(), &end, 10);
+        if (s.empty() || end == nullptr || *end != 0 || errno == ERANGE || v < lo || v > hi)
+          return "expected " + what + ", got '" + s + "'";
+        return "";
+      },
+      hi == INT64_MAX ? "INT>=" + std::to_string(lo) : "INT in [" + std::to_string(lo) + "-" + std::to_string(hi) + "]");
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -59,7 +78,7 @@ int main(int argc, char** argv) {
     sub->add_flag("-q,--quiet", common.quiet, "no progress or info messages on stderr");
     sub->add_flag("-v,--verbose", common.verbose, "also debug messages (per-window losses, ...) on stderr");
     sub->add_option("--threads", common.threads, "CPU threads for libtorch (default: libtorch's choice)")
-        ->check(CLI::NonNegativeNumber);
+        ->check(int_in(0, INT64_MAX));
   };
 
   // ---- eval
@@ -73,9 +92,9 @@ int main(int argc, char** argv) {
                    "zero-shot tasks (lm-eval 0-shot), comma-separated: piqa, arc_easy, arc_challenge, hellaswag, "
                    "winogrande, boolq, lambada_openai, or all");
   eval->add_option("--limit", ev.limit, "score only the first N documents of each task (0 = all)")
-      ->capture_default_str()->check(CLI::NonNegativeNumber);
+      ->capture_default_str()->check(int_in(0, INT64_MAX));
   eval->add_option("--zs-batch-size", ev.zs_batch_size, "zero-shot sequences per forward pass")
-      ->capture_default_str()->check(CLI::Range(int64_t(1), int64_t(4096)));
+      ->capture_default_str()->check(int_in(1, 4096));
   eval->add_option("--zs-bos", ev.zs_bos,
                    "BOS before zero-shot requests: auto (as the tokenizer adds it, which is what lm-eval 0.4.13 "
                    "does), yes (lm-eval add_bos_token=True), no")
@@ -85,11 +104,11 @@ int main(int argc, char** argv) {
   eval->add_option("--data-dir", ev.data_dir,
                    "folder with eval/ and zeroshot/ (default: $SQ_DATA_DIR, ../shared/data, ./data)");
   eval->add_option("--seqlen", ev.seqlen, "tokens per window (capped by the model's context)")->capture_default_str()
-      ->check(CLI::Range(int64_t(2), int64_t(1) << 20));
+      ->check(int_in(2, int64_t(1) << 20));
   eval->add_option("--batch-size", ev.batch_size, "windows per forward pass")->capture_default_str()
-      ->check(CLI::Range(int64_t(1), int64_t(4096)));
+      ->check(int_in(1, 4096));
   eval->add_option("--max-windows", ev.max_windows, "score at most N windows per dataset (0 = all)")->capture_default_str()
-      ->check(CLI::NonNegativeNumber);
+      ->check(int_in(0, INT64_MAX));
   eval->add_option("--dtype", ev.dtype, "compute dtype: auto (cpu: float32, cuda: bfloat16), float32, "
                                         "bfloat16, float16")->capture_default_str();
   eval->add_option("--device", ev.device, "auto, cpu, cuda or cuda:N")->capture_default_str();
@@ -104,6 +123,8 @@ int main(int argc, char** argv) {
   CLI::App* inspect = app.add_subcommand("inspect", "show a model's architecture, parameters and tensors");
   inspect->add_option("model", in.model, "model directory or .gguf file")->required();
   inspect->add_flag("--tensors", in.tensors, "list every tensor (dtype, shape, bytes)");
+  inspect->add_flag("--check", in.check, "validate fully, as eval would: load every tensor (presence, shape, dtype, "
+                                         "NaN/Inf) and the tokenizer; exit 1 naming the first problem");
   inspect->add_option("--json", in.json, "also write the description as JSON to this file");
   add_common(inspect);
 
@@ -115,11 +136,11 @@ int main(int argc, char** argv) {
   synth->add_option("--preset", sy.preset, "shape: " + presets)->capture_default_str();
   synth->add_option("--family", sy.family, families + " (default: the preset's)");
   synth->add_option("--layers", sy.layers, "decoder layers (default: the preset's; fewer keep its widths, e.g. a "
-                                           "7B-shaped layer for a CPU benchmark)")->check(CLI::PositiveNumber);
+                                           "7B-shaped layer for a CPU benchmark)")->check(int_in(1, INT64_MAX));
   synth->add_option("--seed", sy.seed, "random seed")->capture_default_str();
   synth->add_option("--dtype", sy.dtype, "stored dtype: bfloat16, float16, float32")->capture_default_str();
   synth->add_option("--shard-size-mb", sy.shard_size_mb, "largest shard in MiB")->capture_default_str()
-      ->check(CLI::PositiveNumber);
+      ->check(int_in(1, INT64_MAX));
   synth->add_option("--tokenizer", sy.tokenizer, "copy tokenizer files from this directory or file");
   synth->add_flag("--force", sy.force, "replace an existing output directory's files");
   add_common(synth);
@@ -152,10 +173,10 @@ int main(int argc, char** argv) {
                     "SliderQuant code does on CUDA: auto (on for CUDA, off on CPU), on, off (forwards in --dtype)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
   quant->add_option("--calib", qa.calib, "calibration text: c4-2k, ptb, wikitext2 or a text file (default: recipe's)");
-  quant->add_option("--samples", qa.samples, "calibration windows (default: recipe's)")->check(CLI::PositiveNumber);
-  quant->add_option("--seqlen", qa.seqlen, "tokens per calibration window (default: recipe's)")->check(CLI::Range(int64_t(2), int64_t(1) << 20));
-  quant->add_option("--seed", qa.seed, "calibration seed (default: recipe's)")->check(CLI::NonNegativeNumber);
-  quant->add_option("--batch-size", qa.batch_size, "calibration windows per forward")->capture_default_str()->check(CLI::PositiveNumber);
+  quant->add_option("--samples", qa.samples, "calibration windows (default: recipe's)")->check(int_in(1, INT64_MAX));
+  quant->add_option("--seqlen", qa.seqlen, "tokens per calibration window (default: recipe's)")->check(int_in(2, int64_t(1) << 20));
+  quant->add_option("--seed", qa.seed, "calibration seed (default: recipe's)")->check(int_in(0, INT64_MAX));
+  quant->add_option("--batch-size", qa.batch_size, "calibration windows per forward")->capture_default_str()->check(int_in(1, INT64_MAX));
   quant->add_option("--work", qa.work, "work directory for checkpoints and resume (default: OUT.work)");
   quant->add_option("--data-dir", qa.data_dir, "folder with eval/ (default: $SQ_DATA_DIR, ../shared/data, ./data)");
   quant->add_option("--eval", qa.eval, "after quantizing, measure perplexity on these datasets (as eval --ppl)");
@@ -163,6 +184,9 @@ int main(int argc, char** argv) {
   quant->add_flag("--dry-run", qa.dry_run, "resolve the recipe and print the plan; quantize nothing");
   quant->add_flag("--force", qa.force, "replace an existing output directory");
   quant->add_flag("--keep-work", qa.keep_work, "keep the work directory after success");
+  quant->add_flag("--resume-strict", qa.resume_strict,
+                  "refuse to run when the work directory holds a checkpoint made from other inputs (model "
+                  "files, recipe, calibration, dtype, program version) instead of starting over");
   add_common(quant);
 
   quant->add_option("--format", qa.format, "output format: native (sliderquant's packed directory), gguf (one "

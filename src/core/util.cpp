@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/fs.h"
 
 namespace sq {
 
@@ -26,7 +27,8 @@ std::string read_file(const std::string& path) {
 }
 
 void write_file_atomic(const std::string& path, const std::string& contents) {
-  std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  remove_stale_temps(path);
+  std::string tmp = temp_sibling(path);
   FILE* f = std::fopen(tmp.c_str(), "wb");
   SQ_CHECK(f, "cannot write " << path << ": " << std::strerror(errno));
   size_t n = std::fwrite(contents.data(), 1, contents.size(), f);

@@ -229,8 +229,8 @@ TextDataset load_text_dataset(const std::string& name_or_path, const std::string
                 " windows scored (GPTQ c4_new layout; not comparable with published C4 numbers)";
     }
   } else {
-    SQ_CHECK(!name.empty() && path_exists(name) && !is_directory(name),
-             "unknown dataset '" << name << "' (known: wikitext2, ptb, c4-2k; or give a path to a text file)");
+    if (name.empty() || !path_exists(name) || is_directory(name))  // a name the command line got wrong
+      throw UsageError("unknown dataset '" + name + "' (known: wikitext2, ptb, c4-2k; or give a path to a text file)");
     ds.source = name;
     ds.text = read_text_file(name);
     ds.note = ends_with(name, ".xz") ? "text file " + name + " decompressed, used as is"

@@ -103,6 +103,9 @@ KldResult kl_divergence(Runner& model, Runner& base, const std::vector<int64_t>&
   r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const double N = double(values.size());
   r.mean_kl = kl_sum / N;
+  SQ_CHECK(std::isfinite(kl_sum) && std::isfinite(base_nll) && std::isfinite(model_nll),
+           "KL divergence: a value is not finite (KL sum " << kl_sum << ", base NLL " << base_nll << ", model NLL "
+                                                           << model_nll << "); the logits of a model are not finite");
   r.top1_agreement = double(agree) / N;
   r.base_nll = base_nll / N;
   r.model_nll = model_nll / N;

@@ -91,6 +91,9 @@ PplResult perplexity(Runner& runner, const std::vector<int64_t>& ids, const PplO
   double sum = 0;
   for (double v : r.window_nll) sum += v;
   r.nll = sum / double(r.window_nll.size());
+  for (size_t w = 0; w < r.window_nll.size(); ++w)
+    SQ_CHECK(std::isfinite(r.window_nll[w]), opts.label << ": the loss of window " << w << " is " << r.window_nll[w]
+                                                        << " (the model's logits are not finite); no perplexity");
   r.ppl = std::exp(r.nll);
   r.tokens_per_second = r.seconds > 0 ? double(r.windows * opts.seqlen) / r.seconds : 0;
   return r;

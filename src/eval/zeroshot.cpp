@@ -90,6 +90,9 @@ TaskResult evaluate_task(const TaskData& data, Scorer& scorer, const Tokenizer& 
       std::vector<double> ll, norm;
       bool greedy = true;
       for (size_t c = 0; c < doc.contexts.size(); ++c, ++k) {
+        SQ_CHECK(std::isfinite(res[k].logprob), "task " << r.task << " document " << d << " choice " << c
+                                                        << ": the log-likelihood is " << res[k].logprob
+                                                        << " (the model's logits are not finite)");
         ll.push_back(res[k].logprob);
         norm.push_back(res[k].logprob / double(std::max<int64_t>(1, utf8_length(doc.choices[c]))));
         greedy = greedy && res[k].is_greedy;

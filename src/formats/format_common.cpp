@@ -13,6 +13,7 @@
 #include <system_error>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/fs.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/data/gguf_tokenizer.h"
 #include "sliderquant/io/gguf.h"
@@ -21,10 +22,7 @@
 namespace sq::formats {
 namespace {
 
-void remove_tree(const std::string& dir) {
-  std::error_code ec;  // best effort: a leftover temporary directory is not an error
-  std::filesystem::remove_all(dir, ec);
-}
+void remove_tree(const std::string& dir) { remove_path(dir); }  // best effort
 
 }  // namespace
 
@@ -34,7 +32,8 @@ void check_output(const std::string& out, bool force) {
 }
 
 void write_dir_atomic(const std::string& out, const std::function<void(const std::string& tmp)>& fill) {
-  const std::string tmp = out + ".tmp." + std::to_string(::getpid());
+  remove_stale_temps(out);
+  const std::string tmp = temp_sibling(out);
   remove_tree(tmp);
   SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
   try {
@@ -43,8 +42,12 @@ void write_dir_atomic(const std::string& out, const std::function<void(const std
     remove_tree(tmp);
     throw;
   }
-  if (path_exists(out)) remove_tree(out);
-  SQ_CHECK(std::rename(tmp.c_str(), out.c_str()) == 0, "cannot rename " << tmp << " to " << out);
+  try {
+    replace_path(tmp, out);  // a complete OUT at every instant, also under --force
+  } catch (...) {
+    remove_tree(tmp);
+    throw;
+  }
 }
 
 void copy_source_files(const Model& m, const std::string& dir) {

@@ -15,6 +15,7 @@
 #include <set>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/fs.h"
 
 namespace sq {
 
@@ -557,7 +558,8 @@ void GgufWriter::write(const std::string& path,
   }
   h.buf.append((alignment_ - h.buf.size() % alignment_) % alignment_, '\0');
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  remove_stale_temps(path);
+  const std::string tmp = temp_sibling(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   SQ_CHECK(fd >= 0, "cannot write " << path << ": " << std::strerror(errno));
   auto fail = [&](const std::string& msg) {

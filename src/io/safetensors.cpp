@@ -20,6 +20,7 @@
 #include <set>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/fs.h"
 #include "sliderquant/core/util.h"
 
 namespace sq {
@@ -202,11 +203,20 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   const uint64_t data_size = size - f->data_start_;
 
   json h;
+  std::set<std::string> keys;  // nlohmann keeps the last of duplicate keys; the format forbids them
+  std::string duplicate;
+  const json::parser_callback_t on_key = [&](int depth, json::parse_event_t ev, json& parsed) {
+    if (ev == json::parse_event_t::key && depth == 1 && parsed.is_string() &&
+        !keys.insert(parsed.get<std::string>()).second && duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
   try {
-    h = json::parse(f->base_ + 8, f->base_ + 8 + n);
+    h = json::parse(f->base_ + 8, f->base_ + 8 + n, on_key);
   } catch (const json::exception& e) {
     SQ_FAIL(path << ": header is not valid JSON (" << e.what() << ")");
   }
+  SQ_CHECK(duplicate.empty(), path << ": the header names tensor " << duplicate << " twice");
   SQ_CHECK(h.is_object(), path << ": header JSON is not an object");
 
   for (auto it = h.begin(); it != h.end(); ++it) {
@@ -229,13 +239,23 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   std::sort(f->tensors_.begin(), f->tensors_.end(), [](const TensorInfo& a, const TensorInfo& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
-  for (size_t i = 1; i < f->tensors_.size(); ++i) {
-    const TensorInfo& a = f->tensors_[i - 1];
+  // As the format's own validator: the tensors tile the data area exactly, in offset order
+  // (no overlap, no hole, no trailing bytes).
+  uint64_t expected = 0;
+  for (size_t i = 0; i < f->tensors_.size(); ++i) {
     const TensorInfo& b = f->tensors_[i];
-    SQ_CHECK(b.begin >= a.end, path << ": tensors " << a.name << " [" << a.begin << ", " << a.end
-                                    << ") and " << b.name << " [" << b.begin << ", " << b.end
-                                    << ") overlap");
+    if (i > 0) {
+      const TensorInfo& a = f->tensors_[i - 1];
+      SQ_CHECK(b.begin >= a.end, path << ": tensors " << a.name << " [" << a.begin << ", " << a.end
+                                      << ") and " << b.name << " [" << b.begin << ", " << b.end
+                                      << ") overlap");
+    }
+    SQ_CHECK(b.begin == expected, path << ": bytes [" << expected << ", " << b.begin << ") of the data area before tensor "
+                                       << b.name << " belong to no tensor (a hole, which the format forbids)");
+    expected = b.end;
   }
+  SQ_CHECK(expected == data_size, path << ": " << data_size - expected << " bytes after the last tensor belong to no "
+                                       << "tensor (the format forbids trailing data)");
   for (size_t i = 0; i < f->tensors_.size(); ++i) f->index_[f->tensors_[i].name] = i;
   return f;
 }
@@ -328,6 +348,10 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
       SQ_CHECK(it->is_string(), index_path << ": weight_map entry " << it.key()
                                            << " is not a file name");
       const std::string shard = it->get<std::string>();
+      SQ_CHECK(!shard.empty() && shard != "." && shard != ".." && shard.find('/') == std::string::npos &&
+                   shard.find('\\') == std::string::npos && shard.find('\0') == std::string::npos,
+               index_path << ": weight_map entry " << it.key() << " names shard \"" << shard
+                          << "\", which is not a file name inside " << dir);
       weight_map[it.key()] = shard;
       if (std::find(shards.begin(), shards.end(), shard) == shards.end()) shards.push_back(shard);
     }
@@ -355,6 +379,11 @@ Checkpoint Checkpoint::open(const std::string& dir_or_file) {
                                << " (expected model.safetensors or model.safetensors.index.json)");
   for (const std::string& n : found) add_file(path_join(dir, n));
   return c;
+}
+
+std::string Checkpoint::file_of(const std::string& name) const {
+  auto it = where_.find(name);
+  return it == where_.end() ? root_ : files_[it->second]->path();
 }
 
 Checkpoint Checkpoint::from_memory(const std::string& root,
@@ -470,7 +499,8 @@ void write_safetensors(const std::string& path, const NamedTensors& tensors,
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = uint8_t(uint64_t(header.size()) >> (8 * i));
 
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  remove_stale_temps(path);
+  const std::string tmp = temp_sibling(path);
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   SQ_CHECK(fd >= 0, "cannot write " << path << ": " << std::strerror(errno));
   bool ok = write_all(fd, len, 8) && write_all(fd, header.data(), header.size());

@@ -2,6 +2,8 @@
 // each family's own keys and quirks are read by its ArchSpec (src/arch/<family>.cpp).
 #include <nlohmann/json.hpp>
 
+#include <cmath>
+
 #include "sliderquant/core/json.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/model/arch.h"
@@ -15,8 +17,8 @@ std::optional<RopeScaling> parse_rope_scaling(const nlohmann::json& j, const std
   const nlohmann::json& r = j["rope_scaling"];
   SQ_CHECK(r.is_object(), where << ": rope_scaling must be an object or null");
   std::string type;
-  if (has_value(r, "rope_type")) type = r["rope_type"].get<std::string>();
-  else if (has_value(r, "type")) type = r["type"].get<std::string>();
+  if (has_value(r, "rope_type")) type = req_str(r, "rope_type", where + " rope_scaling");
+  else if (has_value(r, "type")) type = req_str(r, "type", where + " rope_scaling");
   if (type.empty() || type == "default") return std::nullopt;
   RopeScaling s;
   s.type = type;
@@ -92,9 +94,15 @@ ModelConfig parse_model_config(const std::string& text, const std::string& where
   c.max_position_embeddings = opt_int(j, "max_position_embeddings", 2048, where);
   c.rms_norm_eps = opt_num(j, "rms_norm_eps", 1e-6, where);
   c.rope_theta = opt_num(j, "rope_theta", 10000.0, where);
+  SQ_CHECK(c.max_position_embeddings > 0, where << ": max_position_embeddings must be positive (got "
+                                                 << c.max_position_embeddings << ")");
+  SQ_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0 && c.rms_norm_eps < 1,
+           where << ": rms_norm_eps must be in (0, 1) (got " << c.rms_norm_eps << ")");
+  SQ_CHECK(std::isfinite(c.rope_theta) && c.rope_theta > 0,
+           where << ": rope_theta must be a positive number (got " << c.rope_theta << ")");
   c.rope_scaling = parse_rope_scaling(j, where);
   if (has_value(j, "hidden_act")) {
-    std::string act = j["hidden_act"].get<std::string>();
+    std::string act = req_str(j, "hidden_act", where);
     SQ_CHECK(act == "silu" || act == "swish",
              where << ": hidden_act '" << act << "' is not supported (SwiGLU models use silu)");
   }
@@ -102,7 +110,10 @@ ModelConfig parse_model_config(const std::string& text, const std::string& where
   if (has_value(j, "eos_token_id")) {
     const auto& e = j["eos_token_id"];
     if (e.is_array()) {
-      for (const auto& x : e) c.eos_token_ids.push_back(x.get<int64_t>());
+      for (const auto& x : e) {
+        SQ_CHECK(x.is_number_integer(), where << ": key 'eos_token_id' must be an integer or a list of integers");
+        c.eos_token_ids.push_back(x.get<int64_t>());
+      }
     } else {
       c.eos_token_ids.push_back(opt_int(j, "eos_token_id", -1, where));
     }

@@ -66,6 +66,8 @@ struct Loader {
     SQ_CHECK(t.sizes().vec() == shape, "tensor " << name << " in " << dir << " has shape "
                                                  << shape_str(t.sizes()) << " but config.json implies "
                                                  << shape_str(shape));
+    SQ_CHECK(at::isfinite(t).all().item<bool>(), "tensor " << name << " in " << ck.file_of(name)
+                                                           << " holds NaN or Inf values");
     return t;
   }
   Linear linear(const std::string& canonical, int64_t out, int64_t in, bool bias) {

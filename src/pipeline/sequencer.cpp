@@ -46,13 +46,15 @@ WorkState open_work_dir(const Session& s) {
   w.path = path_join(s.work_dir, "state.json");
   w.identity = s.work_identity();
   if (path_exists(w.path)) {
-    nlohmann::json st = nlohmann::json::parse(read_file(w.path));
-    if (st["identity"] == w.identity) {
-      w.blocks_done = st["blocks_done"].get<int64_t>();
+    nlohmann::json st = s.read_work_json(w.path);
+    if (s.may_resume(st.value("identity", nlohmann::json()), w.identity, w.path)) {
+      const nlohmann::json done = st.value("blocks_done", nlohmann::json());
+      SQ_CHECK(done.is_number_integer() && done.get<int64_t>() >= 0 &&
+                   done.get<int64_t>() <= int64_t(s.model.blocks.size()),
+               "the checkpoint " << w.path << " is damaged (blocks_done " << done.dump() << "); "
+                                 << s.clear_work_hint());
+      w.blocks_done = done.get<int64_t>();
       SQ_INFO("resuming from " << s.work_dir << ": " << w.blocks_done << " block(s) already quantized");
-    } else {
-      SQ_INFO("work directory " << s.work_dir << " holds another run (different model, recipe or calibration); "
-                                << "starting over");
     }
   }
   return w;
@@ -197,7 +199,12 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
     if (need_fp_weights) fp_w = prepare_block(blk, c, dt, dev, i);
     std::vector<std::string> done;
     if (i < work.blocks_done) {
-      load_block(s, i);
+      try {
+        load_block(s, i);
+      } catch (const std::exception& e) {
+        SQ_FAIL("the checkpoint " << block_file(s.work_dir, i) << " cannot be resumed (" << e.what() << "); "
+                                  << s.clear_work_hint());
+      }
     } else {
       for (int g = 0; g < kTapPoints; ++g) {
         GroupInputs in;

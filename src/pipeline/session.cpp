@@ -2,6 +2,7 @@
 #include "sliderquant/pipeline/session.h"
 
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/log.h"
@@ -56,11 +57,69 @@ void Session::set_quantized(const std::string& name, MixedQTensor q) {
 }
 
 nlohmann::json Session::work_identity() const {
-  return {{"model", model.dir},
+  return {{"inputs", nlohmann::json::parse(input_fingerprints)},
           {"recipe_sha256", recipe.sha256()},
           {"calibration_sha256", calib ? calib->sha256 : ""},
           {"device_dtype", dtype_name(runner.dtype)},
-          {"train_autocast", train_autocast}};
+          {"train_autocast", train_autocast},
+          {"program", std::string("sliderquant ") + SQ_VERSION}};
+}
+
+namespace {
+// The keys of A and B (objects) whose values differ, with nested "inputs" named file by file.
+void changed_keys(const nlohmann::json& a, const nlohmann::json& b, const std::string& prefix,
+                  std::vector<std::string>& out) {
+  if (!a.is_object() || !b.is_object()) {
+    if (a != b) out.push_back(prefix.empty() ? "the checkpoint format" : prefix);
+    return;
+  }
+  std::set<std::string> keys;
+  for (auto it = a.begin(); it != a.end(); ++it) keys.insert(it.key());
+  for (auto it = b.begin(); it != b.end(); ++it) keys.insert(it.key());
+  for (const std::string& k : keys) {
+    const std::string name = prefix.empty() ? k : prefix + "/" + k;
+    if (!a.contains(k) || !b.contains(k)) {
+      out.push_back(name + (a.contains(k) ? " (gone)" : " (new)"));
+    } else if (a[k] != b[k]) {
+      if (k == "inputs" || prefix.rfind("inputs", 0) == 0) changed_keys(a[k], b[k], name, out);
+      else out.push_back(name);
+    }
+  }
+}
+
+std::string shell_quote(const std::string& s) {
+  std::string r = "'";
+  for (char c : s) r += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return r + "'";
+}
+}  // namespace
+
+bool Session::may_resume(const nlohmann::json& saved, const nlohmann::json& expected, const std::string& file) const {
+  if (saved == expected) return true;
+  std::vector<std::string> diff;
+  changed_keys(saved, expected, "", diff);
+  std::string list;
+  for (const std::string& d : diff) list += (list.empty() ? "" : ", ") + d;
+  if (resume_strict)
+    SQ_FAIL("the checkpoint " << file << " was made from other inputs (changed: " << list
+                              << "); refusing to resume (--resume-strict); " << clear_work_hint());
+  SQ_INFO("work directory " << work_dir << " holds a checkpoint of other inputs (changed: " << list
+                            << "); starting over");
+  return false;
+}
+
+std::string Session::clear_work_hint() const {
+  return "delete the work directory to start over: rm -r -- " + shell_quote(work_dir);
+}
+
+nlohmann::json Session::read_work_json(const std::string& file) const {
+  try {
+    nlohmann::json j = nlohmann::json::parse(read_file(file));
+    SQ_CHECK(j.is_object(), "not a JSON object");
+    return j;
+  } catch (const std::exception& e) {
+    SQ_FAIL("the checkpoint " << file << " is damaged (" << e.what() << "); " << clear_work_hint());
+  }
 }
 
 void run_passes(Session& s) {

@@ -86,7 +86,15 @@ struct Progressor {
   std::string state_path, params_path;
   nlohmann::json identity;
   int64_t units_done = 0;
+  // Per finished unit, in order: [first-epoch loss, last-epoch loss, seconds, peak GPU bytes],
+  // so a resumed run reports the same series as an uninterrupted one.
+  nlohmann::json unit_metrics = nlohmann::json::array();
 };
+
+// The checkpoint is one file: the student's parameters with the state (identity, units done,
+// per-unit metrics) in its metadata, so parameters and position can never disagree after a
+// kill. windows.json repeats the state for people and scripts.
+constexpr const char* kStateKey = "sliderquant_window_state";
 
 Progressor open_state(const Session& s, const WindowTrainOptions& o, WindowStudent& student) {
   Progressor p;
@@ -98,15 +106,32 @@ Progressor open_state(const Session& s, const WindowTrainOptions& o, WindowStude
   p.identity = s.work_identity();
   p.identity["schedule"] = format_window_schedule(o.windows);
   p.identity["label"] = o.label;
-  if (!path_exists(p.state_path)) return p;
-  nlohmann::json st = nlohmann::json::parse(read_file(p.state_path));
-  if (st.value("identity", nlohmann::json()) != p.identity) {
-    SQ_INFO("work directory " << s.work_dir << " holds another run; starting over");
-    return p;
+  if (!path_exists(p.params_path)) return p;
+  std::shared_ptr<SafetensorsFile> f;
+  nlohmann::json st;
+  try {
+    f = SafetensorsFile::open(p.params_path);
+    auto it = f->metadata().find(kStateKey);
+    SQ_CHECK(it != f->metadata().end(), "no " << kStateKey << " in its metadata");
+    st = nlohmann::json::parse(it->second);
+    SQ_CHECK(st.is_object() && st.contains("units_done") && st["units_done"].is_number_integer() &&
+                 st["units_done"].get<int64_t>() >= 0 && st.value("metrics", nlohmann::json()).is_array(),
+             "its state is incomplete");
+  } catch (const std::exception& e) {
+    SQ_FAIL("the checkpoint " << p.params_path << " is damaged (" << e.what() << "); " << s.clear_work_hint());
   }
-  p.units_done = st.value("units_done", int64_t(0));
+  if (!s.may_resume(st.value("identity", nlohmann::json()), p.identity, p.params_path)) return p;
+  p.units_done = st["units_done"].get<int64_t>();
+  p.unit_metrics = st["metrics"];
+  SQ_CHECK(int64_t(p.unit_metrics.size()) == p.units_done,
+           "the checkpoint " << p.params_path << " is damaged (" << p.unit_metrics.size() << " metric rows for "
+                             << p.units_done << " units); " << s.clear_work_hint());
   if (p.units_done > 0) {
-    student.load_state(*SafetensorsFile::open(p.params_path));
+    try {
+      student.load_state(*f);
+    } catch (const std::exception& e) {
+      SQ_FAIL("the checkpoint " << p.params_path << " cannot be resumed (" << e.what() << "); " << s.clear_work_hint());
+    }
     SQ_INFO("resuming from " << s.work_dir << ": " << p.units_done << " window stage(s) already trained");
   }
   return p;
@@ -114,9 +139,9 @@ Progressor open_state(const Session& s, const WindowTrainOptions& o, WindowStude
 
 void save_state(Progressor& p, WindowStudent& student, int64_t units_done) {
   if (p.state_path.empty()) return;
-  write_safetensors(p.params_path, student.state());
   p.units_done = units_done;
-  nlohmann::json st{{"identity", p.identity}, {"units_done", units_done}};
+  nlohmann::json st{{"identity", p.identity}, {"units_done", units_done}, {"metrics", p.unit_metrics}};
+  write_safetensors(p.params_path, student.state(), {{kStateKey, st.dump()}});
   write_file_atomic(p.state_path, st.dump(2) + "\n");
 }
 
@@ -183,6 +208,13 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
     student.focus(w.first, w.last);
     if (unit < prog.units_done) {
       log.resumed = true;
+      const nlohmann::json& m = prog.unit_metrics.at(size_t(unit));
+      log.first_epoch_loss = m.at(0).get<double>();
+      log.last_epoch_loss = m.at(1).get<double>();
+      s.metrics[o.label + " window first-epoch loss"].push_back(log.first_epoch_loss);
+      s.metrics[o.label + " window last-epoch loss"].push_back(log.last_epoch_loss);
+      s.metrics[o.label + " window seconds"].push_back(m.at(2).get<double>());
+      s.metrics[o.label + " window peak GPU bytes"].push_back(m.at(3).get<double>());
       logs.push_back(log);
       ++unit;
       return;
@@ -231,10 +263,12 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
       bar.update(unit, extra.str());
     }
     s.seconds["window training"] += since(tr);
+    const double unit_seconds = since(tt), peak_gpu = double(cuda_peak_bytes());
     s.metrics[o.label + " window first-epoch loss"].push_back(log.first_epoch_loss);
     s.metrics[o.label + " window last-epoch loss"].push_back(log.last_epoch_loss);
-    s.metrics[o.label + " window seconds"].push_back(since(tt));
-    s.metrics[o.label + " window peak GPU bytes"].push_back(double(cuda_peak_bytes()));
+    s.metrics[o.label + " window seconds"].push_back(unit_seconds);
+    s.metrics[o.label + " window peak GPU bytes"].push_back(peak_gpu);
+    prog.unit_metrics.push_back({log.first_epoch_loss, log.last_epoch_loss, unit_seconds, peak_gpu});
     SQ_INFO(o.label << ": stage " << st + 1 << " window " << k + 1 << "/" << K << " [" << w.first << "-" << w.last
                      << "] loss " << log.first_epoch_loss << " -> " << log.last_epoch_loss);
     logs.push_back(log);
@@ -266,8 +300,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
   if (!o.stages_per_window) {
     for (int64_t st = 0; st < S; ++st) {
       if (prog.units_done >= (st + 1) * K) {  // a stage finished before the resume: nothing to replay
-        for (size_t k = 0; k < o.windows.size(); ++k) logs.push_back({st, k, 0, 0, true});
-        unit += K;
+        for (size_t k = 0; k < o.windows.size(); ++k) train_unit(k, st);  // logs the saved metrics only
         continue;
       }
       x_fp = emb, x_q = emb;

@@ -45,7 +45,8 @@ class SafetensorsFile : public std::enable_shared_from_this<SafetensorsFile> {
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   const std::vector<TensorInfo>& tensors() const { return tensors_; }  // sorted by offset
   const TensorInfo* find(const std::string& name) const;               // nullptr if absent
-  const TensorInfo& info(const std::string& name) const;               // throws if absent
+  const TensorInfo& info(const std::string& name) const;
+  std::string file_of(const std::string& name) const;   // the file holding NAME (root for memory)               // throws if absent
   // Zero-copy CPU view of the mapped bytes (copied only when misaligned for its dtype).
   // The view keeps the mapping alive.
   at::Tensor tensor(const std::string& name) const;
@@ -72,6 +73,7 @@ class Checkpoint {
   bool has(const std::string& name) const;
   at::Tensor get(const std::string& name) const;        // throws naming tensor and dir
   const TensorInfo& info(const std::string& name) const;
+  std::string file_of(const std::string& name) const;   // the file holding NAME (root for memory)
   std::vector<std::string> names() const;                // sorted
   const std::vector<std::shared_ptr<SafetensorsFile>>& files() const { return files_; }
   const std::string& root() const { return root_; }

@@ -34,6 +34,11 @@ struct Session {
   bool train_autocast = false;
   int64_t batch_size = 1;                     // calibration windows per forward
   std::string work_dir;                       // "" = no checkpoints, no resume
+  // Content fingerprints of the inputs that change results beyond recipe and calibration
+  // tokens (the model's files, core/fs content_fingerprint), set by the caller; part of the
+  // work identity, so a model changed in place is never resumed from a stale checkpoint.
+  std::string input_fingerprints = "{}";     // a JSON object
+  bool resume_strict = false;                 // a checkpoint of other inputs: refuse (true) or start over
   std::map<std::string, QTensor> quantized;   // canonical linear name -> result
   std::map<std::string, MixedQTensor> mixed;  // two-width results (never also in `quantized`)
   std::map<std::string, double> seconds;      // phase -> wall time
@@ -49,9 +54,17 @@ struct Session {
   void set_quantized(const std::string& linear, QTensor q);
   void set_quantized(const std::string& linear, MixedQTensor q);
   bool is_quantized(const std::string& linear) const { return quantized.count(linear) || mixed.count(linear); }
-  // What a checkpoint in work_dir must match to be resumed: model, recipe and calibration
-  // hashes, device dtype.
+  // What a checkpoint in work_dir must match to be resumed: the model's content, recipe and
+  // calibration hashes, device dtype, autocast, and the program's version.
   nlohmann::json work_identity() const;
+  // Whether the checkpoint FILE, saved under SAVED identity, may be resumed now that the
+  // identity is EXPECTED: equal -> true; otherwise logs which inputs changed and returns false
+  // (start over), or throws Error naming them when resume_strict.
+  bool may_resume(const nlohmann::json& saved, const nlohmann::json& expected, const std::string& file) const;
+  // "delete the work directory to start over: rm -r -- 'WORK'" (for errors about checkpoints).
+  std::string clear_work_hint() const;
+  // Parses the JSON checkpoint state FILE; a damaged one is an Error naming it, with the hint.
+  nlohmann::json read_work_json(const std::string& file) const;
 };
 
 // Runs the recipe's passes in order (each pass reads the session and fills `quantized`).

@@ -45,7 +45,12 @@ SQ_SPM_EXPORT sq_spm_model* sq_spm_load(const char* path, char** err) {
     auto* m = new sq_spm_model();
     auto st = m->sp.Load(path);
     if (!st.ok()) {
-      set_err(err, std::string("cannot load SentencePiece model ") + path + ": " + st.ToString());
+      // SentencePiece's status text names its own source lines; say what it means instead.
+      const std::string why = st.ToString().find("ParseFromArray") != std::string::npos
+                                  ? "the file is not a SentencePiece model (it does not parse as one; truncated or "
+                                    "another format?)"
+                                  : st.ToString();
+      set_err(err, std::string("cannot load SentencePiece model ") + path + ": " + why);
       delete m;
       return nullptr;
     }

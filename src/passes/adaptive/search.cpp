@@ -31,8 +31,8 @@ bool load_search(const Session& s, AdaptiveStudent& student, Kinds& kinds) {
   const std::string jp = path_join(s.work_dir, "adaptive_search.json");
   const std::string tp = path_join(s.work_dir, "adaptive_search.safetensors");
   if (!path_exists(jp) || !path_exists(tp)) return false;
-  const nlohmann::json j = nlohmann::json::parse(read_file(jp));
-  if (j.value("identity", nlohmann::json()) != s.work_identity()) return false;
+  const nlohmann::json j = s.read_work_json(jp);
+  if (!s.may_resume(j.value("identity", nlohmann::json()), s.work_identity(), jp)) return false;
   const nlohmann::json& k = j.at("kinds");
   SQ_CHECK(k.size() == kinds.size(), jp << ": " << k.size() << " layers, the model has " << kinds.size());
   for (size_t l = 0; l < kinds.size(); ++l)

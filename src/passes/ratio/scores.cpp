@@ -1,8 +1,10 @@
 // passes/ratio/scores: 1. the channel scores (empirical Fisher or Hessian diagonal), kept in
-// the work directory and reused when the score kind, calibration and sample count match.
+// the work directory and reused when the score kind, calibration, sample count and the run's
+// work identity (the model's content among it) match.
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <nlohmann/json.hpp>
 #include <set>
 
 #include "ratio.h"
@@ -129,7 +131,8 @@ std::map<std::string, at::Tensor> hessian_scores(Session& s, const std::vector<L
 void load_or_compute_scores(Session& s, std::vector<Layer>& layers, const Opts& o) {
   const int64_t n = o.score_samples > 0 ? std::min(o.score_samples, s.calib->samples) : s.calib->samples;
   const std::map<std::string, std::string> meta = {
-      {"score", o.score}, {"calibration_sha256", s.calib->sha256}, {"samples", std::to_string(n)}, {"model", s.model.dir}};
+      {"score", o.score}, {"calibration_sha256", s.calib->sha256}, {"samples", std::to_string(n)},
+      {"work_identity_sha256", sha256_hex(s.work_identity().dump())}};  // the model's content, recipe, dtype, ...
   const std::string path = s.work_dir.empty() ? "" : path_join(s.work_dir, "channel_scores.safetensors");
   std::map<std::string, at::Tensor> scores;
   if (!path.empty() && path_exists(path)) {
