@@ -75,9 +75,9 @@ TEST(PassOptions, ErrorsNameThePassTheKeyAndTheRange) {
   EXPECT_TRUE(contains(e, "gptq")) << e;
   EXPECT_TRUE(contains(e, "(known: damp, block_size, order, static_groups, group_params, mse)")) << e;
   e = error_of([&] { resolve_options(g, {{"mse", 1}}, "w"); });
-  EXPECT_EQ(e, "w: key 'mse' has the wrong type");
+  EXPECT_EQ(e, "w: key 'mse' must be of type bool (got 1)");
   e = error_of([&] { resolve_options(g, {{"block_size", true}}, "w"); });  // read as a 64-bit int: no bools
-  EXPECT_EQ(e, "w: key 'block_size' has the wrong type");
+  EXPECT_EQ(e, "w: key 'block_size' must be of type int (got true)");
   e = error_of([&] { resolve_options(g, {{"damp", 1}}, "w"); });
   EXPECT_EQ(e, "w: damp must be in [0, 1)");
   e = error_of([&] { resolve_options(g, {{"order", "x"}}, "w"); });

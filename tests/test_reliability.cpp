@@ -20,6 +20,7 @@
 #include "sliderquant/core/util.h"
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/arch.h"
+#include "sliderquant/pipeline/recipe.h"
 #include "test_util.h"
 
 using namespace sq;
@@ -329,4 +330,15 @@ TEST(CliReliability, DiskFullIsOneClearErrorAndLeavesNoDebris) {
       for (const std::string& w : names_in(d + "/" + n)) EXPECT_EQ(w.find(".tmp."), std::string::npos) << w;
     }
   }
+}
+
+TEST(RecipeErrors, NameFileKeyAndExpectedType) {
+  auto err = [](const std::string& text) { return error_of([&] { parse_recipe(text, "r.json"); }); };
+  EXPECT_EQ(err(R"({"format":"w4","calibration":{"samples":"abc"},"pipeline":[{"pass":"gptq"}]})"),
+            "r.json calibration: key 'samples' must be an integer");
+  EXPECT_EQ(err(R"({"format":"w4","calibration":{"seed":-1},"pipeline":[{"pass":"gptq"}]})"),
+            "r.json calibration: key 'seed' must be a non-negative integer");
+  EXPECT_EQ(err(R"({"name":3,"format":"w4","pipeline":[{"pass":"rtn"}]})"), "r.json: key 'name' must be a string");
+  EXPECT_EQ(err(R"({"format":"w4","pipeline":[{"pass":"gptq","options":{"damp":"x"}}]})"),
+            "r.json pipeline[0].options: key 'damp' must be of type number (got \"x\")");
 }

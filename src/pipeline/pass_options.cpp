@@ -38,7 +38,7 @@ nlohmann::json resolve_options(const PassInfo& info, const nlohmann::json& optio
     try {
       v = s.convert(*it);
     } catch (const nlohmann::json::exception&) {
-      SQ_FAIL(where << ": key '" << s.name << "' has the wrong type");
+      SQ_FAIL(where << ": key '" << s.name << "' must be of type " << option_type_name(s.type) << " (got " << it->dump() << ")");
     }
     if (s.check) {
       const std::string bad = s.check(v);

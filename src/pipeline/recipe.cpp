@@ -41,8 +41,8 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
   check_keys(j, {"name", "description", "calibration", "format", "overrides", "pipeline"}, where, "the recipe");
   Recipe r;
   r.path = where;
-  if (j.contains("name")) r.name = j["name"].get<std::string>();
-  if (j.contains("description")) r.description = j["description"].get<std::string>();
+  r.name = opt_str(j, "name", "", where);
+  r.description = opt_str(j, "description", "", where);
   SQ_CHECK(j.contains("format"), where << ": missing required key 'format' (e.g. \"w4g128\")");
   auto f = parse_format_value(j["format"], where, "'format'");
   SQ_CHECK(f.has_value(), where << ": 'format' must not be null");
@@ -50,14 +50,13 @@ Recipe parse_recipe(const std::string& text, const std::string& where) {
   if (j.contains("calibration")) {
     const json& c = j["calibration"];
     check_keys(c, {"dataset", "samples", "seqlen", "seed"}, where, "'calibration'");
-    try {
-      if (c.contains("dataset")) r.calibration.dataset = c["dataset"].get<std::string>();
-      if (c.contains("samples")) r.calibration.samples = c["samples"].get<int64_t>();
-      if (c.contains("seqlen")) r.calibration.seqlen = c["seqlen"].get<int64_t>();
-      if (c.contains("seed")) r.calibration.seed = c["seed"].get<uint64_t>();
-    } catch (const json::exception& e) {
-      SQ_FAIL(where << ": bad value in 'calibration' (" << e.what() << ")");
-    }
+    const std::string cw = where + " calibration";
+    r.calibration.dataset = opt_str(c, "dataset", r.calibration.dataset, cw);
+    r.calibration.samples = opt_int(c, "samples", r.calibration.samples, cw);
+    r.calibration.seqlen = opt_int(c, "seqlen", r.calibration.seqlen, cw);
+    const int64_t seed = opt_int(c, "seed", int64_t(r.calibration.seed), cw);
+    SQ_CHECK(seed >= 0, cw << ": key 'seed' must be a non-negative integer");
+    r.calibration.seed = uint64_t(seed);
     SQ_CHECK(r.calibration.samples > 0, where << ": calibration.samples must be positive");
     SQ_CHECK(r.calibration.seqlen > 1, where << ": calibration.seqlen must be at least 2");
   }
