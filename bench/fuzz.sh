@@ -14,6 +14,7 @@
 #   SQ_FUZZ_STRICT=1  make soft findings (non-sq::Error exceptions, broken round trips) stop
 #                     the target like a crash, instead of being recorded and fuzzing going on
 #   CXX_FUZZ          the clang++ to use (default clang++)
+# (SQ_FUZZ_VERBOSE=1 is for replaying inputs by hand: ACCEPTED / REJECTED per input.)
 #
 # Per target: working corpus build-fuzz/corpus/<t>/ (seeds copied in, grows), libFuzzer log
 # build-fuzz/logs/<t>.log, findings build-fuzz/findings/<t>/ (libFuzzer artifacts crash-*,
@@ -49,6 +50,7 @@ echo "build: ${BUILD_S}s (log: $B/build.log)"
 # Seeds from the fixtures (regenerated every run) plus the committed ones in fuzz/corpus.
 rm -rf "$B/seeds"
 bash "$ROOT/fuzz/make_corpus.sh" "$B/seeds" | sed 's/^/seeds: /'
+rm -rf "$B/tmp"  # scratch dirs a crashed target could not remove
 mkdir -p "$B/corpus" "$B/logs" "$B/findings" "$B/tmp"
 
 # ---- runs ---------------------------------------------------------------------------------

@@ -113,32 +113,4 @@ inline void rejected(const std::exception& e) {
   if (verbose()) std::fprintf(stderr, "REJECTED %.400s\n", e.what());
 }
 
-// SQ_FUZZ_SKIP_KNOWN=1: inputs that only re-trigger an already reported finding are skipped,
-// so that a run can get past it. Known so far (see fuzz/README.md): a JSON number that is a
-// float outside the int64 range (e.g. 1e30, or an integer literal too long for uint64, which
-// nlohmann stores as a double) read with get<int64_t>(): UB (float-cast-overflow) in
-// nlohmann's from_json, reached from recipe.cpp (calibration) and bpe_load.cpp (vocab ids).
-inline bool skip_known() {
-  static const bool v = [] {
-    const char* e = std::getenv("SQ_FUZZ_SKIP_KNOWN");
-    return e && *e && *e != '0';
-  }();
-  return v;
-}
-inline bool json_has_huge_float(const uint8_t* data, size_t size) {
-  bool huge = false;
-  auto cb = [&](int, nlohmann::json::parse_event_t ev, nlohmann::json& v) {
-    if (ev == nlohmann::json::parse_event_t::value && v.is_number_float()) {
-      const double d = v.get<double>();
-      if (!(d > -9.2e18 && d < 9.2e18)) huge = true;
-    }
-    return true;
-  };
-  try {
-    (void)nlohmann::json::parse(data, data + size, cb);
-  } catch (const nlohmann::json::exception&) {
-  }
-  return huge;
-}
-
 }  // namespace sqfuzz

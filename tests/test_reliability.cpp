@@ -342,3 +342,44 @@ TEST(RecipeErrors, NameFileKeyAndExpectedType) {
   EXPECT_EQ(err(R"({"format":"w4","pipeline":[{"pass":"gptq","options":{"damp":"x"}}]})"),
             "r.json pipeline[0].options: key 'damp' must be of type number (got \"x\")");
 }
+
+// Inputs the fuzzers (fuzz/, bench/fuzz.sh) found to reach undefined behaviour or a huge
+// allocation, kept as regressions: each is now one Error naming what is wrong.
+TEST(FuzzFindings, EachIsAnErrorNamingWhatIsWrong) {
+  const std::string d = fresh_path("fuzz_findings", true);
+  // safetensors: a shape whose running element count passes INT64_MAX before a zero dimension.
+  {
+    const std::string header = R"({"a":{"dtype":"F32","shape":[9223372036854775807,2,0],"data_offsets":[0,0]}})";
+    std::string bytes(8, '\0');
+    for (int i = 0; i < 8; ++i) bytes[size_t(i)] = char(uint8_t(uint64_t(header.size()) >> (8 * i)));
+    write_file_atomic(d + "/n.safetensors", bytes + header);
+    EXPECT_NE(error_of([&] { SafetensorsFile::open(d + "/n.safetensors"); }).find("overflowing"), std::string::npos);
+  }
+  // tokenizer.json: an id far beyond the vocabulary (a 16 GB table), and a 73-digit id.
+  auto tok_err = [&](const std::string& vocab_tail) {
+    fs::create_directories(d + "/tok");
+    write_file_atomic(d + "/tok/tokenizer.json",
+                      R"({"model": {"type": "BPE", "vocab": {"a": 0, "b": 1)" + vocab_tail + R"(}, "merges": []}})");
+    return error_of([&] { load_tokenizer(d + "/tok/tokenizer.json"); });
+  };
+  EXPECT_NE(tok_err(R"(, "big": 2000000000)").find("far beyond the 3 tokens listed"), std::string::npos)
+      << tok_err(R"(, "big": 2000000000)");
+  EXPECT_NE(tok_err(R"(, "c": 1e73)").find("vocab entry c: the id must be a non-negative integer below 2^31"),
+            std::string::npos)
+      << tok_err(R"(, "c": 1e73)");
+  EXPECT_EQ(tok_err(R"(, "c": 2)"), "<no error>");
+  // Pass options: an integer option given a 41-digit number, or one that wraps a 32-bit int.
+  for (const char* v : {"18888888888888888888888888888888888888828", "4294967424", "1e300", "-1e300"}) {
+    const std::string e = error_of([&] {
+      parse_recipe(std::string(R"({"format":"w4","pipeline":[{"pass":"gptq","options":{"block_size":)") + v + "}}]}",
+                   "r.json");
+    });
+    EXPECT_NE(e.find("r.json pipeline[0].options: key 'block_size' must be of type int"), std::string::npos) << v << ": " << e;
+  }
+  // config.json: sizes whose parameter count overflows int64.
+  nlohmann::json cfg = nlohmann::json::parse(read_file(kStoriesModel + "/config.json"));
+  cfg["hidden_size"] = int64_t(1) << 62;
+  cfg["intermediate_size"] = int64_t(1) << 62;
+  EXPECT_NE(error_of([&] { parse_model_config(cfg.dump(), "c.json"); }).find("c.json: hidden_size 4611686018427387904 is beyond"),
+            std::string::npos);
+}

@@ -29,6 +29,15 @@ json parse_json_file(const std::string& path) {
   }
 }
 
+// A token id as JSON: a non-negative integer below 2^31 (a float, string or huge number is
+// damage; converting it would be undefined behaviour). WHAT names the entry.
+int64_t token_id(const json& v, const std::string& what) {
+  SQ_CHECK(v.is_number_integer() && (v.is_number_unsigned() || v.get<int64_t>() >= 0) &&
+               v.get<uint64_t>() < (uint64_t(1) << 31),
+           what << ": the id must be a non-negative integer below 2^31, got " << v.dump());
+  return v.get<int64_t>();
+}
+
 std::string type_of(const json& j) {
   return j.is_object() && j.contains("type") && j.at("type").is_string() ? j.at("type").get<std::string>() : "";
 }
@@ -110,7 +119,7 @@ void parse_model(const json& m, BpeConfig& cfg) {
   cfg.ignore_merges = flag(m, "ignore_merges", false);
   const json& vocab = m.at("vocab");
   cfg.vocab.reserve(vocab.size());
-  for (auto it = vocab.begin(); it != vocab.end(); ++it) cfg.vocab.emplace_back(it.key(), it.value().get<int64_t>());
+  for (auto it = vocab.begin(); it != vocab.end(); ++it) cfg.vocab.emplace_back(it.key(), token_id(it.value(), "vocab entry " + it.key()));
   const json& merges = m.at("merges");
   cfg.merges.reserve(merges.size());
   for (const json& mg : merges) {
@@ -139,7 +148,7 @@ BpeConfig config_from_json(const json& j, const std::string& source) {
     parse_post_processor(j.value("post_processor", json()), cfg);
     for (const json& a : j.value("added_tokens", json::array())) {
       BpeAddedToken t;
-      t.id = a.at("id").get<int64_t>();
+      t.id = token_id(a.at("id"), "added_tokens id");
       t.content = a.at("content").get<std::string>();
       t.special = flag(a, "special", false);
       t.lstrip = flag(a, "lstrip", false);
@@ -148,6 +157,8 @@ BpeConfig config_from_json(const json& j, const std::string& source) {
     }
   } catch (const json::exception& e) {
     SQ_FAIL("unexpected tokenizer.json layout in " << source << ": " << e.what());
+  } catch (const Error& e) {
+    SQ_FAIL(source << ": " << e.what());
   }
   return cfg;
 }
@@ -178,7 +189,7 @@ std::unique_ptr<BpeTokenizer> load_bpe_gpt2(const std::string& encoder_json, con
   cfg.source = encoder_json;
   json enc = parse_json_file(encoder_json);
   SQ_CHECK(enc.is_object(), encoder_json << " is not a JSON object of token -> id");
-  for (auto it = enc.begin(); it != enc.end(); ++it) cfg.vocab.emplace_back(it.key(), it.value().get<int64_t>());
+  for (auto it = enc.begin(); it != enc.end(); ++it) cfg.vocab.emplace_back(it.key(), token_id(it.value(), encoder_json + ": token " + it.key()));
 
   std::string text = read_file(vocab_bpe);
   size_t pos = 0;
@@ -196,7 +207,7 @@ std::unique_ptr<BpeTokenizer> load_bpe_gpt2(const std::string& encoder_json, con
   cfg.split_regexes.push_back(kGpt2SplitRegex);  // GPT-2: ByteLevel(add_prefix_space=false)
   if (enc.contains("<|endoftext|>")) {
     BpeAddedToken eot;
-    eot.id = enc.at("<|endoftext|>").get<int64_t>();
+    eot.id = token_id(enc.at("<|endoftext|>"), encoder_json + ": token <|endoftext|>");
     eot.content = "<|endoftext|>";
     eot.special = true;
     cfg.added.push_back(eot);

@@ -182,6 +182,11 @@ BpeTokenizer::BpeTokenizer(const BpeConfig& cfg)
   for (const auto& v : cfg.vocab) size = std::max(size, v.second + 1);
   for (const auto& a : cfg.added) size = std::max(size, a.id + 1);
   SQ_CHECK(size > 0 && size < INT32_MAX, "empty or oversized vocabulary in " << source_);
+  // Ids are dense in real tokenizers (gaps of a few reserved ids at most): an id far beyond
+  // the number of tokens listed is damage, not a vocabulary to allocate.
+  const int64_t listed = int64_t(cfg.vocab.size() + cfg.added.size());
+  SQ_CHECK(size <= 2 * listed + 4096, source_ << ": token id " << size - 1 << " is far beyond the " << listed
+                                              << " tokens listed (a damaged vocabulary?)");
   id_to_bytes_.assign(static_cast<size_t>(size), std::string());
   has_id_.assign(static_cast<size_t>(size), false);
 

@@ -144,7 +144,9 @@ TensorInfo parse_entry(const std::string& path, const std::string& name, const j
     uint64_t v = d.get<uint64_t>();
     SQ_CHECK(v <= uint64_t(INT64_MAX), where << ": shape dimension too large: " << sh.dump());
     ti.shape.push_back(int64_t(v));
-    overflow = overflow || __builtin_mul_overflow(elems, v, &elems);
+    // Element counts are int64 (numel): a running product past INT64_MAX is an overflow even
+    // when a later zero dimension would bring it back (as the format's checked product says).
+    overflow = overflow || __builtin_mul_overflow(elems, v, &elems) || elems > uint64_t(INT64_MAX);
   }
   uint64_t bytes = 0;
   overflow = overflow || __builtin_mul_overflow(elems, uint64_t(st_dtype_size(ti.dtype)), &bytes);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <tuple>
 
 #include "sliderquant/core/json.h"
 #include "sliderquant/core/util.h"
@@ -80,6 +81,16 @@ ModelConfig parse_model_config(const std::string& text, const std::string& where
                c.vocab_size > 0 && c.num_kv_heads > 0,
            where << ": hidden_size, intermediate_size, num_hidden_layers, num_attention_heads, "
                     "num_key_value_heads and vocab_size must be positive");
+  // Bounds far above any real model (hidden 16384, FFN 100k, vocab 256k, 128 layers today), so
+  // parameter counts and tensor sizes computed from them cannot overflow int64.
+  for (const auto& [key, v, max] : {std::tuple{"hidden_size", c.hidden_size, int64_t(1) << 20},
+                                    std::tuple{"intermediate_size", c.intermediate_size, int64_t(1) << 22},
+                                    std::tuple{"num_hidden_layers", c.num_layers, int64_t(1) << 12},
+                                    std::tuple{"num_attention_heads", c.num_heads, int64_t(1) << 12},
+                                    std::tuple{"num_key_value_heads", c.num_kv_heads, int64_t(1) << 12},
+                                    std::tuple{"vocab_size", c.vocab_size, int64_t(1) << 24}})
+    SQ_CHECK(v <= max, where << ": " << key << " " << v << " is beyond any model this program can hold (at most "
+                             << max << ")");
   SQ_CHECK(c.num_heads % c.num_kv_heads == 0, where << ": num_attention_heads (" << c.num_heads
                                                     << ") must be a multiple of num_key_value_heads ("
                                                     << c.num_kv_heads << ")");
@@ -90,7 +101,8 @@ ModelConfig parse_model_config(const std::string& text, const std::string& where
              where << ": hidden_size is not a multiple of num_attention_heads and head_dim is missing");
     c.head_dim = c.hidden_size / c.num_heads;
   }
-  SQ_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0, where << ": head_dim must be positive and even");
+  SQ_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0 && c.head_dim <= (int64_t(1) << 16),
+           where << ": head_dim must be positive, even and at most 65536");
   c.max_position_embeddings = opt_int(j, "max_position_embeddings", 2048, where);
   c.rms_norm_eps = opt_num(j, "rms_norm_eps", 1e-6, where);
   c.rope_theta = opt_num(j, "rope_theta", 10000.0, where);

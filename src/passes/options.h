@@ -9,8 +9,12 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <cmath>
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <stdexcept>
+#include <type_traits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -26,6 +30,29 @@ struct OptionRange {
   std::string text;
   std::function<std::string(const nlohmann::json&)> check;  // "" = allowed, else the words after the key
 };
+
+// nlohmann's get<T> without its undefined corners: for an integer T, a float outside T's range
+// (or not finite) and an integer outside T's range are the wrong type (std::out_of_range)
+// instead of a wrapped or undefined conversion; an in-range float still truncates.
+template <class T>
+T checked_get(const nlohmann::json& v) {
+  if constexpr (std::is_integral_v<T> && !std::is_same_v<T, bool>) {
+    using L = std::numeric_limits<T>;
+    const double hi = std::ldexp(1.0, L::digits), lo = L::is_signed ? -hi : 0.0;  // [lo, hi)
+    bool ok = true;
+    if (v.is_number_float()) {
+      const double d = v.get<double>();
+      ok = std::isfinite(d) && d >= lo && d < hi;
+    } else if (v.is_number_unsigned()) {
+      ok = v.get<uint64_t>() <= uint64_t(L::max());
+    } else if (v.is_number_integer()) {
+      const int64_t i = v.get<int64_t>();
+      ok = L::is_signed ? (i >= int64_t(L::min()) && (L::digits >= 63 || i <= int64_t(L::max()))) : i >= 0;
+    }
+    if (!ok) throw std::out_of_range("value out of range");
+  }
+  return v.get<T>();
+}
 
 template <class T> constexpr OptionType option_type_of();
 template <> constexpr OptionType option_type_of<bool>() { return OptionType::Bool; }
@@ -47,7 +74,7 @@ OptionSpec option(const char* name, T O::*field, const D& dflt, OptionRange rang
   s.default_value = nlohmann::json(T(dflt));
   s.range = std::move(range.text);
   s.help = help;
-  s.convert = [](const nlohmann::json& v) { return nlohmann::json(v.get<T>()); };
+  s.convert = [](const nlohmann::json& v) { return nlohmann::json(checked_get<T>(v)); };
   s.check = std::move(range.check);
   s.store = [field](void* o, const nlohmann::json& v) { static_cast<O*>(o)->*field = v.get<T>(); };
   return s;
@@ -61,7 +88,13 @@ OptionSpec option(const char* name, T O::*field, const D& dflt, const char* help
 // a bool is the wrong type, unlike for int) before the 32-bit value was stored.
 template <class V>
 OptionSpec read_as(OptionSpec s) {
-  s.convert = [](const nlohmann::json& v) { return nlohmann::json(int(v.get<V>())); };
+  s.convert = [](const nlohmann::json& v) {
+    const V x = checked_get<V>(v);
+    bool fits = x <= V(std::numeric_limits<int>::max());
+    if constexpr (std::is_signed_v<V>) fits = fits && x >= V(std::numeric_limits<int>::min());
+    if (!fits) throw std::out_of_range("value out of range");
+    return nlohmann::json(int(x));
+  };
   return s;
 }
 

@@ -37,7 +37,7 @@ nlohmann::json resolve_options(const PassInfo& info, const nlohmann::json& optio
     nlohmann::json v;
     try {
       v = s.convert(*it);
-    } catch (const nlohmann::json::exception&) {
+    } catch (const std::exception&) {  // nlohmann's type errors, and out-of-range numbers
       SQ_FAIL(where << ": key '" << s.name << "' must be of type " << option_type_name(s.type) << " (got " << it->dump() << ")");
     }
     if (s.check) {
