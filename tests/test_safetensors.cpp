@@ -60,7 +60,8 @@ void write_raw(const std::string& path, const std::string& header, const std::st
 bool same_bits(const at::Tensor& a, const at::Tensor& b) {
   if (a.scalar_type() != b.scalar_type() || a.sizes() != b.sizes()) return false;
   at::Tensor ca = a.contiguous(), cb = b.contiguous();
-  return std::memcmp(ca.data_ptr(), cb.data_ptr(), size_t(ca.numel() * ca.element_size())) == 0;
+  const size_t n = size_t(ca.numel() * ca.element_size());  // zero-size tensors may have no storage
+  return n == 0 || std::memcmp(ca.data_ptr(), cb.data_ptr(), n) == 0;
 }
 
 uint64_t header_len(const std::string& path) {
