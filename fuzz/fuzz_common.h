@@ -24,6 +24,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sliderquant/core/error.h"
+
 namespace sqfuzz {
 
 [[noreturn]] inline void fatal(const std::string& what, const std::string& detail) {
@@ -99,11 +101,13 @@ inline void foreign_exception(const std::exception& e, const uint8_t* data, size
 
 // SQ_FUZZ_VERBOSE=1: one line per input saying whether the parser accepted it (to check that
 // the seeds are valid files: ./fuzz_x corpus/fuzz_x/* with SQ_FUZZ_VERBOSE=1).
+// An environment switch: set, non-empty and not "0".
+inline bool env_flag(const char* name) {
+  const char* e = std::getenv(name);
+  return e && *e && *e != '0';
+}
 inline bool verbose() {
-  static const bool v = [] {
-    const char* e = std::getenv("SQ_FUZZ_VERBOSE");
-    return e && *e && *e != '0';
-  }();
+  static const bool v = env_flag("SQ_FUZZ_VERBOSE");
   return v;
 }
 inline void accepted(const char* what) {
@@ -111,6 +115,21 @@ inline void accepted(const char* what) {
 }
 inline void rejected(const std::exception& e) {
   if (verbose()) std::fprintf(stderr, "REJECTED %.400s\n", e.what());
+}
+
+// One input through BODY: returning accepts it, sq::Error is the expected one-line rejection,
+// any other exception a soft finding. Always 0, as libFuzzer wants.
+template <class Body>
+int run_input(const uint8_t* data, size_t size, Body&& body) {
+  try {
+    body();
+    accepted("input");
+  } catch (const sq::Error& e) {
+    rejected(e);
+  } catch (const std::exception& e) {
+    foreign_exception(e, data, size);
+  }
+  return 0;
 }
 
 }  // namespace sqfuzz

@@ -46,8 +46,7 @@ void check_roundtrip(const sq::ModelConfig& c) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* e = std::getenv("SQ_FUZZ_NO_ROUNDTRIP");
-  g_roundtrip = !(e && *e && *e != '0');
+  g_roundtrip = !sqfuzz::env_flag("SQ_FUZZ_NO_ROUNDTRIP");
   return 0;
 }
 
@@ -55,16 +54,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_data = data;
   g_size = size;
   const std::string text(reinterpret_cast<const char*>(data), size);
-  try {
+  return sqfuzz::run_input(data, size, [&] {
     sq::ModelConfig c = sq::parse_model_config(text, "config.json");
     volatile int64_t sink = c.param_count() + c.q_dim() + c.kv_dim();
     (void)sink;
     if (g_roundtrip) check_roundtrip(c);
-    sqfuzz::accepted("input");
-  } catch (const sq::Error& e) {
-    sqfuzz::rejected(e);  // expected: a one-line rejection
-  } catch (const std::exception& e) {
-    sqfuzz::foreign_exception(e, data, size);
-  }
-  return 0;
+  });
 }

@@ -114,7 +114,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_data = data;
   g_size = size;
   sqfuzz::write_bytes(g_path, data, size);
-  try {
+  return sqfuzz::run_input(data, size, [&] {
     std::shared_ptr<sq::GgufFile> f = sq::GgufFile::open(g_path);
     (void)f->version();
     (void)f->alignment();
@@ -145,11 +145,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         sqfuzz::rejected(e);
       }
     }
-    sqfuzz::accepted("input");
-  } catch (const sq::Error& e) {
-    sqfuzz::rejected(e);  // expected: a one-line rejection
-  } catch (const std::exception& e) {
-    sqfuzz::foreign_exception(e, data, size);
-  }
-  return 0;
+  });
 }

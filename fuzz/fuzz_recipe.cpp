@@ -46,8 +46,7 @@ void finding(const std::string& what, const std::string& detail) {
 }  // namespace
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const char* e = std::getenv("SQ_FUZZ_NO_ROUNDTRIP");
-  g_roundtrip = !(e && *e && *e != '0');
+  g_roundtrip = !sqfuzz::env_flag("SQ_FUZZ_NO_ROUNDTRIP");
   g_models.push_back(sq::parse_model_config(kStories, "stories260K config.json"));
   g_models.push_back(sq::parse_model_config(kQwen3, "qwen3 toy config.json"));
   return 0;
@@ -57,7 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   g_data = data;
   g_size = size;
   const std::string text(reinterpret_cast<const char*>(data), size);
-  try {
+  return sqfuzz::run_input(data, size, [&] {
     sq::Recipe r = sq::parse_recipe(text, "recipe.json");
     const std::string resolved = r.resolved_json();
     if (sqfuzz::verbose()) std::fprintf(stderr, "RESOLVED %s\n", resolved.c_str());
@@ -81,11 +80,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         // a format that does not fit this model: expected
       }
     }
-    sqfuzz::accepted("input");
-  } catch (const sq::Error& e) {
-    sqfuzz::rejected(e);  // expected: a one-line rejection
-  } catch (const std::exception& e) {
-    sqfuzz::foreign_exception(e, data, size);
-  }
-  return 0;
+  });
 }

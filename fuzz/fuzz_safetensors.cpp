@@ -112,14 +112,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;
   g_data = data;
   g_size = size;
-  try {
+  return sqfuzz::run_input(data, size, [&] {
     if ((data[0] & 1) == 0) one_file(data + 1, size - 1);
     else sharded(data + 1, size - 1);
-    sqfuzz::accepted("input");
-  } catch (const sq::Error& e) {
-    sqfuzz::rejected(e);  // expected: a one-line rejection
-  } catch (const std::exception& e) {
-    sqfuzz::foreign_exception(e, data, size);
-  }
-  return 0;
+  });
 }

@@ -46,7 +46,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   sqfuzz::write_bytes(g_path, data, size);
-  try {
+  return sqfuzz::run_input(data, size, [&] {
     std::unique_ptr<sq::Tokenizer> tok = sq::load_tokenizer(g_path);
     const int64_t n = tok->vocab_size();
     (void)tok->kind();
@@ -67,11 +67,5 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       } catch (const sq::Error&) {
       }
     }
-    sqfuzz::accepted("input");
-  } catch (const sq::Error& e) {
-    sqfuzz::rejected(e);  // expected: a one-line rejection
-  } catch (const std::exception& e) {
-    sqfuzz::foreign_exception(e, data, size);
-  }
-  return 0;
+  });
 }
