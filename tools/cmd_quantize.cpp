@@ -96,94 +96,94 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     else if (resumable) SQ_INFO("kept " << work_dir << " for a resume: run the same command again");
   };
   try {
-  std::vector<TextDataset> eval_sets;  // resolved before the long work so a typo fails at once
-  for (const std::string& name : split_commas(a.eval)) eval_sets.push_back(load_text_dataset(name, a.data_dir));
-  Model model = load_any_model(model_dir);
-  auto tok = load_tokenizer(model_dir);
+    std::vector<TextDataset> eval_sets;  // resolved before the long work so a typo fails at once
+    for (const std::string& name : split_commas(a.eval)) eval_sets.push_back(load_text_dataset(name, a.data_dir));
+    Model model = load_any_model(model_dir);
+    auto tok = load_tokenizer(model_dir);
 
-  nlohmann::json report;
-  std::unique_ptr<CalibrationSet> calib;
-  if (!recipe.needs_calibration() && (!a.calib.empty() || a.samples > 0 || a.seqlen > 0 || a.seed >= 0))
-    SQ_INFO("warning: recipe " << recipe.name << " uses no calibration; --calib, --samples, --seqlen and --seed "
-                               "do nothing");
-  if (recipe.needs_calibration()) {
-    TextDataset text = load_calibration_text(recipe.calibration.dataset, a.data_dir);
-    if (text.note.find("WARNING") != std::string::npos) SQ_INFO(text.note);
-    calib = std::make_unique<CalibrationSet>(make_calibration_set(
-        tok->encode_for_model(text.text), recipe.calibration.samples, recipe.calibration.seqlen, recipe.calibration.seed));
-    calib->source = text.name;
-    calib->text_sha256 = text.sha256;
-    SQ_INFO("calibration: " << text.name << ", " << calib->note << ", sha256 " << calib->sha256.substr(0, 16) << "...");
-    report["calibration"] = {{"dataset", text.name},     {"source", text.source},         {"text_sha256", text.sha256},
-                             {"sha256", calib->sha256},  {"seed", calib->seed},           {"samples", calib->samples},
-                             {"seqlen", calib->seqlen},  {"note", text.note + "; " + calib->note}};
-  }
-
-  Session s(model, recipe);
-  s.calib = calib.get();
-  s.runner.device = dev;
-  s.runner.dtype = dtype;
-  s.train_autocast = a.autocast == "on" || (a.autocast == "auto" && dev.is_cuda());
-  s.store_dtype = a.store_dtype == "auto" ? (s.train_autocast ? c10::kFloat : dtype) : parse_dtype(a.store_dtype);
-  s.batch_size = a.batch_size;
-  s.work_dir = work_dir;
-  s.resume_strict = a.resume_strict;
-  s.input_fingerprints = nlohmann::json{{"model", content_fingerprint(model_dir)}}.dump();
-  cuda_reset_peak();
-  run_passes(s);
-
-  report["recipe"] = nlohmann::json::parse(recipe.resolved_json());
-  report["device"] = dev.str();
-  report["calibration_dtype"] = dtype_name(dtype);
-  report["stream_dtype"] = dtype_name(s.store_dtype);
-  report["train_autocast"] = s.train_autocast ? "float32 weights and parameters, bfloat16 autocast forwards"
-                                              : "off (learned passes compute in " + dtype_name(s.train_dtype()) + ")";
-  report["timings_seconds"] = s.seconds;
-  if (!s.metrics.empty()) report["metrics"] = s.metrics;
-  report["bits_per_weight_planned"] = planned_bits_per_weight(plan);
-  FormatWriteOptions wo;
-  wo.force = a.force;
-  wo.extra_json = report.dump();
-  wo.requant_type = a.gguf_type;
-  wo.checkpoint_format = a.gptq_format;
-  nlohmann::json format_report = nlohmann::json::object();
-  wo.report = &format_report;
-  out_format.write(model, s.quantized, s.mixed, a.out, wo);
-  if (!format_report.empty()) report["export"] = format_report;
-  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-  SQ_INFO("wrote " << a.out << " (" << s.quantized.size() + s.mixed.size() << " quantized linears) in " << format_duration(seconds));
-  if (!a.keep_work && is_directory(s.work_dir)) {
-    std::error_code ec;  // a leftover work directory is reported, not fatal: the output is complete
-    std::filesystem::remove_all(s.work_dir, ec);
-    if (ec) SQ_INFO("warning: cannot remove the work directory " << s.work_dir << ": " << ec.message());
-  }
-  output_written = true;
-
-  report["output"] = a.out;
-  report["seconds_total"] = seconds;
-  report["peak_rss_bytes"] = peak_rss_bytes();
-  report["peak_gpu_bytes"] = cuda_peak_bytes();
-  report["perplexity"] = nlohmann::json::array();
-  if (!eval_sets.empty()) {
-    RunnerOptions ro;
-    ro.device = dev;
-    ro.dtype = dev.is_cuda() ? c10::kBFloat16 : c10::kFloat;
-    Runner runner(model, ro);
-    std::printf("%-12s %7s %8s %12s\n", "dataset", "seqlen", "windows", "ppl");
-    for (const TextDataset& ds : eval_sets) {
-      PplOptions po;
-      po.seqlen = std::min<int64_t>(2048, cfg.max_position_embeddings);
-      po.max_windows = ds.max_windows;
-      po.progress = !common.quiet;
-      po.label = ds.name;
-      PplResult r = perplexity(runner, tok->encode_for_model(ds.text), po);
-      const std::string shown = short_name(ds.name);
-      std::printf("%-12s %7lld %8lld %12.4f\n", shown.c_str(), (long long)r.seqlen, (long long)r.windows, r.ppl);
-      report["perplexity"].push_back({{"dataset", ds.name}, {"sha256", ds.sha256}, {"seqlen", r.seqlen},
-                                      {"windows", r.windows}, {"ppl", r.ppl}, {"protocol", r.protocol}});
+    nlohmann::json report;
+    std::unique_ptr<CalibrationSet> calib;
+    if (!recipe.needs_calibration() && (!a.calib.empty() || a.samples > 0 || a.seqlen > 0 || a.seed >= 0))
+      SQ_INFO("warning: recipe " << recipe.name << " uses no calibration; --calib, --samples, --seqlen and --seed "
+                                 "do nothing");
+    if (recipe.needs_calibration()) {
+      TextDataset text = load_calibration_text(recipe.calibration.dataset, a.data_dir);
+      if (text.note.find("WARNING") != std::string::npos) SQ_INFO(text.note);
+      calib = std::make_unique<CalibrationSet>(make_calibration_set(
+          tok->encode_for_model(text.text), recipe.calibration.samples, recipe.calibration.seqlen, recipe.calibration.seed));
+      calib->source = text.name;
+      calib->text_sha256 = text.sha256;
+      SQ_INFO("calibration: " << text.name << ", " << calib->note << ", sha256 " << calib->sha256.substr(0, 16) << "...");
+      report["calibration"] = {{"dataset", text.name},     {"source", text.source},         {"text_sha256", text.sha256},
+                               {"sha256", calib->sha256},  {"seed", calib->seed},           {"samples", calib->samples},
+                               {"seqlen", calib->seqlen},  {"note", text.note + "; " + calib->note}};
     }
-  }
-  if (!a.json.empty()) write_file_atomic(a.json, report.dump(2) + "\n");
+
+    Session s(model, recipe);
+    s.calib = calib.get();
+    s.runner.device = dev;
+    s.runner.dtype = dtype;
+    s.train_autocast = a.autocast == "on" || (a.autocast == "auto" && dev.is_cuda());
+    s.store_dtype = a.store_dtype == "auto" ? (s.train_autocast ? c10::kFloat : dtype) : parse_dtype(a.store_dtype);
+    s.batch_size = a.batch_size;
+    s.work_dir = work_dir;
+    s.resume_strict = a.resume_strict;
+    s.input_fingerprints = nlohmann::json{{"model", content_fingerprint(model_dir)}}.dump();
+    cuda_reset_peak();
+    run_passes(s);
+
+    report["recipe"] = nlohmann::json::parse(recipe.resolved_json());
+    report["device"] = dev.str();
+    report["calibration_dtype"] = dtype_name(dtype);
+    report["stream_dtype"] = dtype_name(s.store_dtype);
+    report["train_autocast"] = s.train_autocast ? "float32 weights and parameters, bfloat16 autocast forwards"
+                                                : "off (learned passes compute in " + dtype_name(s.train_dtype()) + ")";
+    report["timings_seconds"] = s.seconds;
+    if (!s.metrics.empty()) report["metrics"] = s.metrics;
+    report["bits_per_weight_planned"] = planned_bits_per_weight(plan);
+    FormatWriteOptions wo;
+    wo.force = a.force;
+    wo.extra_json = report.dump();
+    wo.requant_type = a.gguf_type;
+    wo.checkpoint_format = a.gptq_format;
+    nlohmann::json format_report = nlohmann::json::object();
+    wo.report = &format_report;
+    out_format.write(model, s.quantized, s.mixed, a.out, wo);
+    if (!format_report.empty()) report["export"] = format_report;
+    double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+    SQ_INFO("wrote " << a.out << " (" << s.quantized.size() + s.mixed.size() << " quantized linears) in " << format_duration(seconds));
+    if (!a.keep_work && is_directory(s.work_dir)) {
+      std::error_code ec;  // a leftover work directory is reported, not fatal: the output is complete
+      std::filesystem::remove_all(s.work_dir, ec);
+      if (ec) SQ_INFO("warning: cannot remove the work directory " << s.work_dir << ": " << ec.message());
+    }
+    output_written = true;
+
+    report["output"] = a.out;
+    report["seconds_total"] = seconds;
+    report["peak_rss_bytes"] = peak_rss_bytes();
+    report["peak_gpu_bytes"] = cuda_peak_bytes();
+    report["perplexity"] = nlohmann::json::array();
+    if (!eval_sets.empty()) {
+      RunnerOptions ro;
+      ro.device = dev;
+      ro.dtype = dev.is_cuda() ? c10::kBFloat16 : c10::kFloat;
+      Runner runner(model, ro);
+      std::printf("%-12s %7s %8s %12s\n", "dataset", "seqlen", "windows", "ppl");
+      for (const TextDataset& ds : eval_sets) {
+        PplOptions po;
+        po.seqlen = std::min<int64_t>(2048, cfg.max_position_embeddings);
+        po.max_windows = ds.max_windows;
+        po.progress = !common.quiet;
+        po.label = ds.name;
+        PplResult r = perplexity(runner, tok->encode_for_model(ds.text), po);
+        const std::string shown = short_name(ds.name);
+        std::printf("%-12s %7lld %8lld %12.4f\n", shown.c_str(), (long long)r.seqlen, (long long)r.windows, r.ppl);
+        report["perplexity"].push_back({{"dataset", ds.name}, {"sha256", ds.sha256}, {"seqlen", r.seqlen},
+                                        {"windows", r.windows}, {"ppl", r.ppl}, {"protocol", r.protocol}});
+      }
+    }
+    if (!a.json.empty()) write_file_atomic(a.json, report.dump(2) + "\n");
   } catch (...) {
     if (!output_written) keep_or_remove_work();
     throw;

@@ -20,12 +20,6 @@
 #include "sliderquant/model/arch.h"
 
 namespace sq::formats {
-namespace {
-
-void remove_tree(const std::string& dir) { remove_path(dir); }  // best effort
-
-}  // namespace
-
 void check_output(const std::string& out, bool force) {
   if (path_exists(out) && !force) throw UsageError(out + " already exists (use --force to replace it)");
   if (!path_exists(out)) check_writable_file(out, "output");  // an existing OUT is replaced (--force)
@@ -34,18 +28,18 @@ void check_output(const std::string& out, bool force) {
 void write_dir_atomic(const std::string& out, const std::function<void(const std::string& tmp)>& fill) {
   remove_stale_temps(out);
   const std::string tmp = temp_sibling(out);
-  remove_tree(tmp);
+  remove_path(tmp);
   SQ_CHECK(::mkdir(tmp.c_str(), 0755) == 0, "cannot create " << tmp);
   try {
     fill(tmp);
   } catch (...) {
-    remove_tree(tmp);
+    remove_path(tmp);
     throw;
   }
   try {
     replace_path(tmp, out);  // a complete OUT at every instant, also under --force
   } catch (...) {
-    remove_tree(tmp);
+    remove_path(tmp);
     throw;
   }
 }
