@@ -27,7 +27,6 @@ directories named like a shell-split prefix (or glob match) of a hostile name ke
 content; the case directory holds exactly the inputs and expected outputs (no *.tmp.*,
 no *.work left after success, nothing else). Exit code 1 and a list of failures otherwise.
 """
-import argparse
 import concurrent.futures
 import hashlib
 import json
@@ -38,6 +37,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import common  # tests/reliability/common.py: options, input checks, the report
 
 # Which commands run for a case (each run costs about a second, mostly libtorch's start):
 # "full" every command, "medium" the ones that write, "light" quantize (gptq, every path
@@ -317,25 +318,10 @@ def _check_case_dir(case):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cli", required=True, help="the sliderquant binary")
-    ap.add_argument("--model", required=True, help="a small HF model directory (stories260K)")
-    ap.add_argument("--text", required=True, help="a small text file (calibration / perplexity)")
-    ap.add_argument("--jobs", type=int, default=2, help="cases run in parallel (default 2)")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (printed) for inspection")
-    args = ap.parse_args()
-    args.cli = os.path.abspath(args.cli)
-    args.model = os.path.abspath(args.model)
-    args.text = os.path.abspath(args.text)
-    problems = []
-    if not (os.path.isfile(args.cli) and os.access(args.cli, os.X_OK)):
-        problems.append(f"--cli {args.cli}: not an executable file")
-    if not os.path.isfile(os.path.join(args.model, "config.json")):
-        problems.append(f"--model {args.model}: no config.json")
-    if not os.path.isfile(args.text):
-        problems.append(f"--text {args.text}: not a file")
-    if problems:
-        print("test_hostile_paths: FAIL (cannot run):\n  " + "\n  ".join(problems), file=sys.stderr)
+    args = common.parse_args(
+        __doc__, "a small HF model directory (stories260K)", "a small text file (calibration / perplexity)",
+        lambda ap: ap.add_argument("--jobs", type=int, default=2, help="cases run in parallel (default 2)"))
+    if args is None:
         return 1
 
     t_start = time.monotonic()
@@ -382,19 +368,9 @@ def main():
             else:
                 print(f"  note: {e!r} appeared in {cwd} during the test (unrelated to the hostile names?)")
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    total = time.monotonic() - t_start
-    if failures:
-        print(f"test_hostile_paths: FAIL ({len(failures)} problem(s), {total:.1f}s):", file=sys.stderr)
-        for f in failures:
-            print("  - " + f, file=sys.stderr)
-        return 1
-    print(f"test_hostile_paths: OK ({len(CASES)} names x every command, {total:.1f}s)")
-    return 0
+        common.drop_tmp(tmp, args.keep)
+    return common.report("test_hostile_paths", failures, time.monotonic() - t_start,
+                         f"{len(CASES)} names x every command, ")
 
 
 if __name__ == "__main__":

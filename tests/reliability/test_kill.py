@@ -25,7 +25,6 @@ path `out`, so the recorded paths are the same strings. A kill point the process
 before the poll saw it is retried (fresh directory), and a failure if never hit.
 Exit code 1 with every difference (file, tensor) listed on failure.
 """
-import argparse
 import hashlib
 import json
 import os
@@ -37,6 +36,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+import common  # tests/reliability/common.py: options, input checks, the report
 
 GPTQ_RECIPE = {
     "name": "kill-gptq-w4",
@@ -253,22 +254,8 @@ def cond_writing(cwd):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--cli", required=True, help="the sliderquant binary")
-    ap.add_argument("--model", required=True, help="a small HF model directory (stories260K: 5 blocks)")
-    ap.add_argument("--text", required=True, help="a text file for calibration")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory (printed)")
-    args = ap.parse_args()
-    args.cli, args.model, args.text = map(os.path.abspath, (args.cli, args.model, args.text))
-    problems = []
-    if not (os.path.isfile(args.cli) and os.access(args.cli, os.X_OK)):
-        problems.append(f"--cli {args.cli}: not an executable file")
-    if not os.path.isfile(os.path.join(args.model, "config.json")):
-        problems.append(f"--model {args.model}: no config.json")
-    if not os.path.isfile(args.text):
-        problems.append(f"--text {args.text}: not a file")
-    if problems:
-        print("test_kill: FAIL (cannot run):\n  " + "\n  ".join(problems), file=sys.stderr)
+    args = common.parse_args(__doc__, "a small HF model directory (stories260K: 5 blocks)", "a text file for calibration")
+    if args is None:
         return 1
 
     t_all = time.monotonic()
@@ -390,19 +377,8 @@ def main():
     except Exception as e:  # a harness error is a failure, never a skip
         fails.add("harness", f"{type(e).__name__}: {e}")
     finally:
-        if args.keep:
-            print(f"kept {tmp}")
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
-
-    total = time.monotonic() - t_all
-    if fails:
-        print(f"test_kill: FAIL ({len(fails)} problem(s), {total:.1f}s):", file=sys.stderr)
-        for f in fails:
-            print("  - " + f, file=sys.stderr)
-        return 1
-    print(f"test_kill: OK ({total:.1f}s)")
-    return 0
+        common.drop_tmp(tmp, args.keep)
+    return common.report("test_kill", fails, time.monotonic() - t_all)
 
 
 if __name__ == "__main__":
