@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <set>
 
 #include "commands.h"
 #include "sliderquant/core/error.h"
@@ -27,6 +28,32 @@
 #include "sliderquant/pipeline/session.h"
 
 namespace sq::cli {
+
+namespace {
+
+// The report's MoE section: routed calibration tokens per expert of each MoE block (the router's
+// count on the quantized stream) and the experts that fell below min_expert_tokens.
+nlohmann::json moe_report(const Session& s, const ModelConfig& cfg) {
+  nlohmann::json tokens = nlohmann::json::object(), starved = nlohmann::json::array();
+  for (int64_t i = 0; i < cfg.num_layers; ++i) {
+    const std::string b = "blocks." + std::to_string(i);
+    std::set<int64_t> st;
+    for (const char* in : {".gate_up", ".down"}) {
+      if (auto t = s.metrics.find("expert_tokens." + b + in); t != s.metrics.end() && !tokens.contains(b)) {
+        nlohmann::json counts = nlohmann::json::array();
+        for (double v : t->second) counts.push_back(int64_t(v));
+        tokens[b] = counts;
+      }
+      if (auto t = s.metrics.find("starved_experts." + b + in); t != s.metrics.end())
+        for (double e : t->second) st.insert(int64_t(e));
+    }
+    for (int64_t e : st) starved.push_back(b + ".mlp.experts." + std::to_string(e));
+  }
+  return {{"experts", cfg.num_experts}, {"experts_per_token", cfg.experts_per_token},
+          {"expert_tokens", tokens}, {"starved_experts", starved}};
+}
+
+}  // namespace
 
 int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   apply_common(common);
@@ -140,6 +167,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
                                                 : "off (learned passes compute in " + dtype_name(s.train_dtype()) + ")";
     report["timings_seconds"] = s.seconds;
     if (!s.metrics.empty()) report["metrics"] = s.metrics;
+    if (cfg.num_experts > 0) report["moe"] = moe_report(s, cfg);
     report["bits_per_weight_planned"] = planned_bits_per_weight(plan);
     FormatWriteOptions wo;
     wo.force = a.force;

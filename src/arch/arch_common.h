@@ -4,6 +4,7 @@
 #pragma once
 #include <nlohmann/json.hpp>
 
+#include <initializer_list>
 #include <string>
 
 #include "sliderquant/core/error.h"
@@ -25,5 +26,12 @@ inline void refuse_sliding_window(const nlohmann::json& j, const std::string& wh
            where << ": use_sliding_window=true is not supported (set it to false to run "
                     "full causal attention, which is exact for sequences within the window)");
 }
+
+// The MoE keys the Qwen MoE families and Mixtral share: EXPERTS_KEYS are the spellings of the
+// expert count (the first present wins); checks each value's range against the others.
+void parse_moe(const nlohmann::json& j, ModelConfig& c, const std::string& where,
+               std::initializer_list<const char*> experts_keys, bool qwen_sparse_layers);
+// Writes the keys parse_moe reads (synthetic checkpoints), spelling the expert count EXPERTS_KEY.
+void emit_moe(const ModelConfig& c, nlohmann::json& j, const char* experts_key, bool qwen_sparse_layers);
 
 }  // namespace sq::arch

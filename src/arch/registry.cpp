@@ -9,12 +9,23 @@ const ArchSpec& llama_spec();
 const ArchSpec& mistral_spec();
 const ArchSpec& qwen2_spec();
 const ArchSpec& qwen3_spec();
+const ArchSpec& qwen3_moe_spec();
+const ArchSpec& qwen2_moe_spec();
+const ArchSpec& mixtral_spec();
 }  // namespace arch
 
 const std::vector<const ArchSpec*>& arch_registry() {
   static const std::vector<const ArchSpec*> all = {&arch::llama_spec(), &arch::mistral_spec(),
-                                                   &arch::qwen2_spec(), &arch::qwen3_spec()};
+                                                   &arch::qwen2_spec(), &arch::qwen3_spec(),
+                                                   &arch::qwen3_moe_spec(), &arch::qwen2_moe_spec(),
+                                                   &arch::mixtral_spec()};
   return all;
+}
+
+const BlockLayout& block_layout(const ArchSpec& spec, const ModelConfig& c, int64_t i) {
+  if (spec.moe && c.moe_layer(i)) return moe_layout(*spec.moe, int(c.num_experts));
+  SQ_CHECK(spec.layout, "family " << spec.family << " has no block layout");
+  return *spec.layout;
 }
 
 std::string supported_architectures() {

@@ -114,6 +114,11 @@ void check_plain_state(const Model& m, const char* format, bool allow_activation
   }
 }
 
+void refuse_moe_export(const Model& m, const char* format) {
+  SQ_CHECK(m.config.num_experts == 0, format << " export of mixture-of-experts models (" << m.config.architecture
+                                             << ") is not implemented yet; write the native or hf format");
+}
+
 std::string hf_module_name(const std::string& canonical) {
   const std::string w = hf_tensor_name(canonical);
   const std::string suffix = ".weight";

@@ -33,6 +33,8 @@ nlohmann::json describe_common(const ModelFormat& f, const std::string& dir);
 // activation / KV-cache quantization unless ALLOW_ACTIVATIONS (the caller then checks what
 // its schema can say). WHY_NOT ends each reason ("not part of a plain HF model").
 void check_plain_state(const Model& m, const char* format, bool allow_activations, const std::string& why_not);
+// Throws when M has mixture-of-experts blocks, which FORMAT's writer does not lay out yet.
+void refuse_moe_export(const Model& m, const char* format);
 // The quantized linears' module names as HF names them ("model.layers.0.self_attn.q_proj",
 // "lm_head"): canonical -> module, and every linear of M (quantized or not) in model order.
 std::string hf_module_name(const std::string& canonical);

@@ -459,6 +459,7 @@ void add_tokenizer_metadata(const Model& m, GgufWriter& w) {
 void write(const Model& m, const std::map<std::string, QTensor>& quantized,
            const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
   check_output(out, opts.force);
+  refuse_moe_export(m, kName);
   check_plain(m);
   const ModelConfig& c = m.config;
   const GgufArch& A = arch_for_family(c.family);

@@ -129,6 +129,7 @@ NamedTensors pack(const std::string& prefix, const QTensor& q, bool v1) {
 void write(const Model& m, const std::map<std::string, QTensor>& as_given,
            const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
   check_output(out, opts.force);
+  refuse_moe_export(m, kName);
   check_storable(gptq_format(), as_given, mixed);
   const std::map<std::string, QTensor> quantized = uniform_view(as_given);
   check_plain_state(m, kName, /*allow_activations=*/false, kWhy);

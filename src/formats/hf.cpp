@@ -56,7 +56,7 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
   for (const auto& [canonical, t] : canonical_tensors(m)) {
     SQ_CHECK(t.defined(), kName << " cannot store " << canonical
                                 << ": it has no full-precision weight (it was loaded quantized)");
-    ts.emplace_back(hf_tensor_name(canonical), t.contiguous().cpu());
+    ts.emplace_back(hf_tensor_name(canonical, m.config.family), t.contiguous().cpu());
   }
   write_dir_atomic(out, [&](const std::string& tmp) {
     write_checkpoint(tmp, ts, {{"format", "pt"}}, opts.max_shard_bytes);

@@ -165,7 +165,7 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
     nlohmann::json tensors = nlohmann::json::object();
     double qbits = 0, qweights = 0;
     for (const auto& [canonical, t] : canonical_tensors(m)) {
-      const std::string hf = hf_tensor_name(canonical);
+      const std::string hf = hf_tensor_name(canonical, m.config.family);
       auto it = quantized.find(canonical);
       if (auto mt = mixed.find(canonical); mt != mixed.end()) {
         const MixedQTensor& q = mt->second;

@@ -2,6 +2,7 @@
 // each family's own keys and quirks are read by its ArchSpec (src/arch/<family>.cpp).
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <tuple>
 
@@ -43,16 +44,25 @@ std::optional<RopeScaling> parse_rope_scaling(const nlohmann::json& j, const std
 
 }  // namespace
 
+bool ModelConfig::moe_layer(int64_t i) const {
+  if (num_experts <= 0) return false;
+  for (int64_t l : mlp_only_layers)
+    if (l == i) return false;
+  return (i + 1) % std::max<int64_t>(1, decoder_sparse_step) == 0;
+}
+
 int64_t ModelConfig::param_count() const {
   const int64_t H = hidden_size, I = intermediate_size;
   int64_t attn = H * q_dim() + 2 * H * kv_dim() + q_dim() * H;
   if (qkv_bias) attn += q_dim() + 2 * kv_dim();
   if (o_bias) attn += H;
   if (qk_norm) attn += 2 * head_dim;
-  int64_t mlp = 3 * H * I + (mlp_bias ? 2 * I + H : 0);
-  int64_t block = attn + mlp + 2 * H;
-  int64_t emb = vocab_size * H * (tie_word_embeddings ? 1 : 2);
-  return num_layers * block + emb + H;
+  const int64_t dense_mlp = 3 * H * I + (mlp_bias ? 2 * I + H : 0);
+  int64_t moe_mlp = num_experts * H + num_experts * 3 * H * moe_intermediate_size;
+  if (shared_expert_intermediate_size > 0) moe_mlp += 3 * H * shared_expert_intermediate_size + H;
+  int64_t total = vocab_size * H * (tie_word_embeddings ? 1 : 2) + H;
+  for (int64_t i = 0; i < num_layers; ++i) total += attn + 2 * H + (moe_layer(i) ? moe_mlp : dense_mlp);
+  return total;
 }
 
 ModelConfig parse_model_config(const std::string& text, const std::string& where) {
@@ -106,6 +116,13 @@ ModelConfig parse_model_config(const std::string& text, const std::string& where
   c.max_position_embeddings = opt_int(j, "max_position_embeddings", 2048, where);
   c.rms_norm_eps = opt_num(j, "rms_norm_eps", 1e-6, where);
   c.rope_theta = opt_num(j, "rope_theta", 10000.0, where);
+  // transformers 5 writes rope_theta (and any scaling) inside rope_parameters.
+  if (!has_value(j, "rope_theta") && has_value(j, "rope_parameters")) {
+    const nlohmann::json rp = j["rope_parameters"];
+    SQ_CHECK(rp.is_object(), where << ": rope_parameters must be an object");
+    c.rope_theta = opt_num(rp, "rope_theta", 10000.0, where + " rope_parameters");
+    if (!has_value(j, "rope_scaling")) j["rope_scaling"] = rp;
+  }
   SQ_CHECK(c.max_position_embeddings > 0, where << ": max_position_embeddings must be positive (got "
                                                  << c.max_position_embeddings << ")");
   SQ_CHECK(std::isfinite(c.rms_norm_eps) && c.rms_norm_eps > 0 && c.rms_norm_eps < 1,
@@ -178,7 +195,41 @@ std::string model_config_json(const ModelConfig& c) {
   return j.dump(2) + "\n";
 }
 
-std::string hf_tensor_name(const std::string& canonical) {
+namespace {
+
+std::string with_expert(std::string pattern, const std::string& e) {
+  const size_t at = pattern.find("{e}");
+  if (at != std::string::npos) pattern.replace(at, 3, e);
+  return pattern;
+}
+
+// The HF module path of MoE slot REST ("mlp.router", "mlp.experts.3.up", "mlp.shared.down", ...)
+// in spelling N, or "" when REST is not a MoE slot.
+std::string moe_module(const MoeNames& n, const std::string& rest) {
+  if (rest == "mlp.router") return n.router;
+  if (!n.shared_gate.empty()) {
+    if (rest == "mlp.shared_gate") return n.shared_expert_gate;
+    if (rest == "mlp.shared.gate") return n.shared_gate;
+    if (rest == "mlp.shared.up") return n.shared_up;
+    if (rest == "mlp.shared.down") return n.shared_down;
+  }
+  const std::string p = "mlp.experts.";
+  if (rest.rfind(p, 0) != 0) return "";
+  const size_t dot = rest.find('.', p.size());
+  if (dot == std::string::npos || dot == p.size()) return "";
+  const std::string e = rest.substr(p.size(), dot - p.size());
+  for (char ch : e)
+    if (ch < '0' || ch > '9') return "";
+  const std::string r = rest.substr(dot + 1);
+  if (r == "gate") return with_expert(n.expert_gate, e);
+  if (r == "up") return with_expert(n.expert_up, e);
+  if (r == "down") return with_expert(n.expert_down, e);
+  return "";
+}
+
+}  // namespace
+
+std::string hf_tensor_name(const std::string& canonical, const std::string& family) {
   static const std::pair<const char*, const char*> fixed[] = {
       {"embed", "model.embed_tokens.weight"}, {"final_norm", "model.norm.weight"},
       {"final_norm.bias", "model.norm.bias"}, {"lm_head", "lm_head.weight"}};
@@ -197,11 +248,19 @@ std::string hf_tensor_name(const std::string& canonical) {
       {"act_clip", "activation_clip"}};
   for (const auto& [c, h] : per_block)
     if (rest == c) return "model.layers." + idx + "." + h;
-  // Linear slots of the registered families' block layouts (model/layout.h).
-  for (const ArchSpec* a : arch_registry()) {
+  // Linear slots of the registered families' block layouts (model/layout.h), FAMILY's first.
+  std::vector<const ArchSpec*> order;
+  if (!family.empty()) order.push_back(&find_family(family));
+  for (const ArchSpec* a : arch_registry()) order.push_back(a);
+  for (const ArchSpec* a : order) {
     for (const LinearSlot& sl : a->layout->slots) {
       if (rest == sl.name) return "model.layers." + idx + "." + sl.hf + ".weight";
       if (rest == sl.name + ".bias") return "model.layers." + idx + "." + sl.hf + ".bias";
+    }
+    if (a->moe) {
+      const bool bias = rest.size() > 5 && rest.compare(rest.size() - 5, 5, ".bias") == 0;
+      const std::string m = moe_module(*a->moe, bias ? rest.substr(0, rest.size() - 5) : rest);
+      if (!m.empty()) return "model.layers." + idx + "." + m + (bias ? ".bias" : ".weight");
     }
   }
   if (rest.rfind("online.", 0) == 0) return "model.layers." + idx + ".online_transform." + rest.substr(7);

@@ -80,6 +80,8 @@ int64_t BlockWeights::nbytes() const {
               nb(w_o) + nb(b_o) + nb(w_gate_up) + nb(b_gate_up) + nb(w_down) + nb(b_down) + nb(act_clip);
   for (const OnlineTransform* t : {&online[0], &online[1], &online[2], &online[3], &online[4], &online_q})
     n += nb(t->scale) + nb(t->p1) + nb(t->p2);
+  n += nb(moe.router) + nb(moe.shared_gate_up) + nb(moe.shared_down) + nb(moe.shared_gate);
+  for (size_t e = 0; e < moe.gate_up.size(); ++e) n += nb(moe.gate_up[e]) + nb(moe.down[e]);
   return n;
 }
 
@@ -143,17 +145,41 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
   w.mlp_norm_bias = to_dev(b.mlp_norm_bias, dt, dev, p + "mlp_norm bias");
   w.q_norm = to_dev(b.q_norm, dt, dev, p + "q_norm");
   w.k_norm = to_dev(b.k_norm, dt, dev, p + "k_norm");
+  const BlockLayout& lay = *b.layout;
   const Linear &q = b.linear(Role::Q), &k = b.linear(Role::K), &v = b.linear(Role::V), &o = b.linear(Role::O);
-  const Linear &gate = b.linear(Role::Gate), &up = b.linear(Role::Up), &down = b.linear(Role::Down);
   w.w_qkv = to_dev(at::cat({q.effective_weight(), k.effective_weight(), v.effective_weight()}, 0), dt, dev,
                    p + "q/k/v weights");
   w.b_qkv = to_dev(cat_or_undef({q.bias, k.bias, v.bias}), dt, dev, p + "q/k/v biases");
   w.w_o = to_dev(o.effective_weight(), dt, dev, p + "o weight");
   w.b_o = to_dev(o.bias, dt, dev, p + "o bias");
-  w.w_gate_up = to_dev(at::cat({gate.effective_weight(), up.effective_weight()}, 0), dt, dev, p + "gate/up weights");
-  w.b_gate_up = to_dev(cat_or_undef({gate.bias, up.bias}), dt, dev, p + "gate/up biases");
-  w.w_down = to_dev(down.effective_weight(), dt, dev, p + "down weight");
-  w.b_down = to_dev(down.bias, dt, dev, p + "down bias");
+  if (lay.moe()) {
+    MoeWeights& m = w.moe;
+    m.router = to_dev(b.linear(Role::Router).effective_weight(), at::kFloat, dev, p + "router");
+    m.top_k = c.experts_per_token;
+    m.norm_topk = c.norm_topk_prob;
+    for (int e = 0; e < lay.experts; ++e) {
+      const Linear& g = b.slots[size_t(lay.expert_index(e, Role::Gate))];
+      const Linear& u = b.slots[size_t(lay.expert_index(e, Role::Up))];
+      const Linear& d = b.slots[size_t(lay.expert_index(e, Role::Down))];
+      const std::string n = p + "expert " + std::to_string(e);
+      m.gate_up.push_back(to_dev(at::cat({g.effective_weight(), u.effective_weight()}, 0), dt, dev, n + " gate/up"));
+      m.down.push_back(to_dev(d.effective_weight(), dt, dev, n + " down"));
+    }
+    if (lay.shared_expert) {
+      const Linear& g = b.slots[size_t(lay.shared_index(Role::Gate))];
+      const Linear& u = b.slots[size_t(lay.shared_index(Role::Up))];
+      const Linear& d = b.slots[size_t(lay.shared_index(Role::Down))];
+      m.shared_gate_up = to_dev(at::cat({g.effective_weight(), u.effective_weight()}, 0), dt, dev, p + "shared expert gate/up");
+      m.shared_down = to_dev(d.effective_weight(), dt, dev, p + "shared expert down");
+      m.shared_gate = to_dev(b.linear(Role::SharedGate).effective_weight(), dt, dev, p + "shared expert gate");
+    }
+  } else {
+    const Linear &gate = b.linear(Role::Gate), &up = b.linear(Role::Up), &down = b.linear(Role::Down);
+    w.w_gate_up = to_dev(at::cat({gate.effective_weight(), up.effective_weight()}, 0), dt, dev, p + "gate/up weights");
+    w.b_gate_up = to_dev(cat_or_undef({gate.bias, up.bias}), dt, dev, p + "gate/up biases");
+    w.w_down = to_dev(down.effective_weight(), dt, dev, p + "down weight");
+    w.b_down = to_dev(down.bias, dt, dev, p + "down bias");
+  }
   for (int k = 0; k < kOnlinePoints; ++k) {
     const OnlineTransform& t = b.online[k];
     const std::string n = p + "online transform " + online_point_name(OnlinePoint(k));
@@ -166,6 +192,58 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
   return w;
 }
 
+
+Routing route_tokens(const MoeWeights& w, const at::Tensor& h) {
+  at::Tensor probs = at::softmax(at::linear(h.to(at::kFloat), w.router), -1);  // [N, E] float32
+  auto [top, idx] = probs.topk(w.top_k, -1);
+  if (w.norm_topk) top = top / top.sum(-1, /*keepdim=*/true);
+  return {idx, top};
+}
+
+namespace {
+
+// The routed MLP on H [B, T, H] (after the MLP norm): each expert on the tokens routed to it,
+// its output scaled by the routing weight, plus the gated shared expert.
+template <class Act, class Tap>
+at::Tensor moe_forward(const BlockWeights& w, const at::Tensor& h, const Act& act, const Tap& tap,
+                       const BlockTaps* taps) {
+  const MoeWeights& m = w.moe;
+  const at::Tensor flat = h.reshape({-1, h.size(-1)});
+  const Routing r = route_tokens(m, flat);
+  const bool all = taps && taps->all_experts && taps->expert_fn;
+  at::Tensor y = at::zeros_like(flat);
+  auto swiglu = [](const at::Tensor& gu) {
+    const int64_t I = gu.size(-1) / 2;
+    return at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I);
+  };
+  for (int64_t e = 0; e < int64_t(m.gate_up.size()); ++e) {
+    at::Tensor hit = (r.experts == e).nonzero();  // [n, 2]: token, slot
+    if (all) {  // statistics over every token; the output below still uses the routed ones
+      const at::Tensor ones = at::ones({flat.size(0)}, flat.options().dtype(at::kFloat));
+      taps->expert_fn(TapPoint::GateUpIn, int(e), flat, ones);
+      taps->expert_fn(TapPoint::DownIn, int(e), swiglu(at::linear(act(flat, ActClipPoint::GateUpIn), m.gate_up[size_t(e)])),
+                      ones);
+    }
+    if (hit.size(0) == 0) continue;
+    const at::Tensor rows = hit.select(1, 0), slot = hit.select(1, 1);
+    const at::Tensor rw = r.weights.index({rows, slot});  // [n] float32
+    const at::Tensor xe = flat.index_select(0, rows);
+    if (taps && taps->expert_fn && !all) taps->expert_fn(TapPoint::GateUpIn, int(e), xe, rw);
+    const at::Tensor me = swiglu(at::linear(act(xe, ActClipPoint::GateUpIn), m.gate_up[size_t(e)]));
+    if (taps && taps->expert_fn && !all) taps->expert_fn(TapPoint::DownIn, int(e), me, rw);
+    const at::Tensor ye = at::linear(act(me, ActClipPoint::DownIn), m.down[size_t(e)]) * rw.to(flat.scalar_type()).unsqueeze(1);
+    y = y.index_add(0, rows, ye);
+  }
+  if (m.shared_gate_up.defined()) {
+    const at::Tensor ms = swiglu(at::linear(act(flat, ActClipPoint::GateUpIn), m.shared_gate_up));
+    tap(TapPoint::DownIn, ms);
+    const at::Tensor ys = at::linear(act(ms, ActClipPoint::DownIn), m.shared_down);
+    y = y + at::sigmoid(at::linear(flat, m.shared_gate)) * ys;
+  }
+  return y.view(h.sizes());
+}
+
+}  // namespace
 
 at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::Tensor& x,
                          const RopeTable& rope, const BlockTaps* taps) {
@@ -231,6 +309,7 @@ at::Tensor block_forward(const BlockWeights& w, const ModelConfig& c, const at::
   if (w.mlp_norm_bias.defined()) h = h + w.mlp_norm_bias;
   h = apply_online(w.online[2], h);
   if (tap(TapPoint::GateUpIn, h)) return {};
+  if (w.moe.defined()) return out + moe_forward(w, h, act, tap, taps);
   at::Tensor gu = at::linear(act(h, ActClipPoint::GateUpIn), w.w_gate_up, w.b_gate_up);
   const int64_t I = c.intermediate_size;
   at::Tensor m = apply_online(w.online[3], at::silu(gu.narrow(-1, 0, I)) * gu.narrow(-1, I, I));

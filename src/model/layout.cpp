@@ -17,6 +17,10 @@ int64_t dim_size(Dim d, const ModelConfig& c) {
     case Dim::QHeads: return c.q_dim();
     case Dim::KvHeads: return c.kv_dim();
     case Dim::Inter: return c.intermediate_size;
+    case Dim::Experts: return c.num_experts;
+    case Dim::MoeInter: return c.moe_intermediate_size;
+    case Dim::SharedInter: return c.shared_expert_intermediate_size;
+    case Dim::One: return 1;
   }
   SQ_FAIL("unknown layout dimension " << int(d));
 }
@@ -33,8 +37,27 @@ bool has_bias(BiasFlag b, const ModelConfig& c) {
 
 int BlockLayout::index(Role r) const {
   for (size_t i = 0; i < slots.size(); ++i)
-    if (slots[i].role == r) return int(i);
-  SQ_FAIL("this block layout has no slot for role " << int(r));
+    if (slots[i].role == r && slots[i].expert < 0 && !slots[i].shared) return int(i);
+  SQ_FAIL("this block layout has no slot for role " << int(r) << (moe() ? " outside its experts" : ""));
+}
+
+int BlockLayout::expert_index(int expert, Role r) const {
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].role == r && slots[i].expert == expert) return int(i);
+  SQ_FAIL("this block layout has no slot for role " << int(r) << " of expert " << expert);
+}
+
+int BlockLayout::shared_index(Role r) const {
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].role == r && slots[i].shared) return int(i);
+  SQ_FAIL("this block layout has no shared-expert slot for role " << int(r));
+}
+
+std::vector<int> BlockLayout::group(TapPoint g, int expert) const {
+  std::vector<int> r;
+  for (size_t i = 0; i < slots.size(); ++i)
+    if (slots[i].group == g && slots[i].expert == expert) r.push_back(int(i));
+  return r;
 }
 
 int BlockLayout::find(const std::string& name) const {

@@ -52,9 +52,10 @@ struct Loader {
   const std::string& dir;
   std::set<std::string> used;
   const LinearResolver* resolver = nullptr;
+  std::string family;
 
   at::Tensor get(const std::string& canonical, std::vector<int64_t> shape, bool required = true) {
-    std::string name = hf_tensor_name(canonical);
+    std::string name = hf_tensor_name(canonical, family);
     if (!ck.has(name)) {
       SQ_CHECK(!required, "tensor " << name << " is missing from " << dir << " (config.json implies it)");
       return {};
@@ -73,7 +74,7 @@ struct Loader {
   Linear linear(const std::string& canonical, int64_t out, int64_t in, bool bias) {
     Linear l;
     l.name = canonical;
-    std::string w = hf_tensor_name(canonical);
+    std::string w = hf_tensor_name(canonical, family);
     std::string prefix = w.substr(0, w.size() - std::string(".weight").size());
     bool resolved = resolver && *resolver && (*resolver)(canonical, prefix, out, in, ck, l, used);
     if (!resolved) l.weight = get(canonical, {out, in});
@@ -147,7 +148,7 @@ Model load_model_from(const std::string& dir, ModelConfig config, std::shared_pt
   m.checkpoint = std::move(checkpoint);
   const ModelConfig& c = m.config;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
-  Loader L{*m.checkpoint, dir, {}, &resolver};
+  Loader L{*m.checkpoint, dir, {}, &resolver, m.config.family};
   m.embed = L.get("embed", {c.vocab_size, H});
   m.final_norm = L.get("final_norm", {H});
   // Norm output biases (mean-shift corrections written by sliderquant) are optional.
@@ -164,7 +165,7 @@ Model load_model_from(const std::string& dir, ModelConfig config, std::shared_pt
   for (int64_t i = 0; i < c.num_layers; ++i) {
     Block& b = m.blocks[size_t(i)];
     const std::string p = "blocks." + std::to_string(i) + ".";
-    b = Block(*m.arch->layout);
+    b = Block(block_layout(*m.arch, c, i));
     b.attn_norm = L.get(p + "attn_norm", {H});
     b.mlp_norm = L.get(p + "mlp_norm", {H});
     b.mlp_norm_bias = L.get(p + "mlp_norm.bias", {H}, /*required=*/false);
@@ -184,7 +185,7 @@ Model load_model_from(const std::string& dir, ModelConfig config, std::shared_pt
       const std::string q = p + "online." + online_point_name(OnlinePoint(k)) + ".";
       const int64_t n = dims[k];
       t.scale = L.get(q + "scale", {n}, /*required=*/false);
-      const std::string h1 = hf_tensor_name(q + "p1"), h2 = hf_tensor_name(q + "p2");
+      const std::string h1 = hf_tensor_name(q + "p1", c.family), h2 = hf_tensor_name(q + "p2", c.family);
       if (!m.checkpoint->has(h1) && !m.checkpoint->has(h2)) continue;
       SQ_CHECK(m.checkpoint->has(h2), "tensor " << h1 << " in " << dir << " needs " << h2);
       const int64_t n2 = m.checkpoint->get(h2).size(0);

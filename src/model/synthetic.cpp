@@ -51,8 +51,17 @@ ModelConfig synthetic_config(const std::string& family_in, const std::string& pr
     c.num_kv_heads = p.kv_heads; c.head_dim = p.head_dim > 0 ? p.head_dim : p.hidden / p.heads;
     c.vocab_size = p.vocab; c.max_position_embeddings = p.context; c.rope_theta = p.rope_theta;
     c.rms_norm_eps = p.rms_norm_eps; c.rope_scaling = p.rope_scaling; c.sliding_window = p.sliding_window;
+    c.num_experts = p.experts; c.experts_per_token = p.experts_per_token; c.moe_intermediate_size = p.moe_intermediate;
   }
   const ArchSpec& spec = find_family(family);
+  if (spec.moe && c.num_experts == 0) {  // tiny presets of a MoE family: 4 experts, top 2, half-width experts
+    c.num_experts = 4;
+    c.experts_per_token = 2;
+    c.moe_intermediate_size = c.intermediate_size / 2;
+    c.norm_topk_prob = true;
+  }
+  if (spec.moe && spec.moe->shared_gate.size() > 0 && c.shared_expert_intermediate_size == 0)
+    c.shared_expert_intermediate_size = c.intermediate_size;
   c.family = family;
   c.architecture = spec.architectures[0];
   c.tie_word_embeddings = false;
@@ -77,12 +86,13 @@ void write_synthetic_model(const std::string& dir, const ModelConfig& c, const S
   auto add = [&](const std::string& canonical, std::vector<int64_t> shape, double mean, double std) {
     auto gen = at::detail::createCPUGenerator(o.seed * 1000003ULL + counter++);
     at::Tensor t = at::normal(mean, std, shape, gen, at::TensorOptions().dtype(at::kFloat)).to(o.dtype);
-    ts.emplace_back(hf_tensor_name(canonical), t);
+    ts.emplace_back(hf_tensor_name(canonical, c.family), t);
   };
   const int64_t H = c.hidden_size;
-  const BlockLayout& lay = *find_family(c.family).layout;
+  const ArchSpec& spec = find_family(c.family);
   add("embed", {c.vocab_size, H}, 0, 0.02);
   for (int64_t i = 0; i < c.num_layers; ++i) {
+    const BlockLayout& lay = block_layout(spec, c, i);
     const std::string p = "blocks." + std::to_string(i) + ".";
     // One half of the block: the weights of its slots, then their biases, in table order.
     auto half = [&](bool attention) {

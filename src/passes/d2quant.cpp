@@ -7,6 +7,7 @@
 // mean-shift correction, as output biases of the post-attention norm and the final norm.
 #include <ATen/ATen.h>
 
+#include "moe.h"
 #include "options.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/pipeline/pass.h"
@@ -28,10 +29,13 @@ struct Opts {
   bool mse;
   double damp;
   int block_size;
+  int64_t min_expert_tokens;
+  bool calibrate_all_experts;
+  std::string starved_fallback;
 };
 
 const std::vector<OptionSpec>& options() {
-  static const std::vector<OptionSpec> t = {
+  static std::vector<OptionSpec> t = {
       option("rotate", &Opts::rotate, true, "fuse the norms and rotate the residual stream (randomized Hadamard)"),
       read_as<int64_t>(option("rotation_block", &Opts::rotation_block, 128, at_least(0, " (0 = full)"),
                               "Hadamard block size of the rotation (0 = one full Hadamard)")),
@@ -42,6 +46,8 @@ const std::vector<OptionSpec>& options() {
       option("mse", &Opts::mse, true, "MSE clip search for the group scales"),
       option("damp", &Opts::damp, 0.01, in_unit_open(), "Hessian dampening, a share of the mean diagonal"),
       read_as<int64_t>(option("block_size", &Opts::block_size, 128, positive(), "columns per lazy batch update"))};
+  static const bool moe = (add_moe_options<Opts>(t), true);
+  (void)moe;
   return t;
 }
 
@@ -50,6 +56,7 @@ QTensor to_cpu(const QTensor& q) { return q.to(c10::Device(c10::kCPU)); }
 void run(Session& s, const nlohmann::json& json) {
   const Opts o = read_options<Opts>(options(), json);
   if (o.rotate) {
+    refuse_moe(s, "d2quant with rotate=true (the residual rotation)");
     const int64_t block = o.rotation_block;
     SQ_INFO("d2quant: fusing norms and rotating the residual stream ("
             << (block == 0 ? std::string("full Hadamard") : "block-diagonal Hadamard of " + std::to_string(block))
@@ -59,6 +66,7 @@ void run(Session& s, const nlohmann::json& json) {
   const bool gptaq = o.gptaq;
   const double clip = o.dac_clip;
   SequencerOptions so;
+  apply_moe_options(o, so);
   so.teacher_stream = gptaq;
   so.cross_terms = gptaq;
   if (o.dac) {

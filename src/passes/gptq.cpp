@@ -2,6 +2,7 @@
 // sequencer: each linear group's Hessian comes from the quantized student stream.
 #include <ATen/ATen.h>
 
+#include "moe.h"
 #include "options.h"
 #include "sliderquant/pipeline/pass.h"
 #include "sliderquant/pipeline/sequencer.h"
@@ -16,10 +17,13 @@ struct Opts {
   int block_size;
   std::string order, group_params;
   bool static_groups, mse;
+  int64_t min_expert_tokens;
+  bool calibrate_all_experts;
+  std::string starved_fallback;
 };
 
 const std::vector<OptionSpec>& options() {
-  static const std::vector<OptionSpec> t = {
+  static std::vector<OptionSpec> t = {
       option("damp", &Opts::damp, 0.01, in_unit_open(), "Hessian dampening, a share of the mean diagonal"),
       read_as<int64_t>(option("block_size", &Opts::block_size, 128, positive(), "columns per lazy batch update")),
       option("order", &Opts::order, "natural",
@@ -42,6 +46,8 @@ const std::vector<OptionSpec>& options() {
              "dynamic group scales from the group's current columns, or from its columns as they stood when "
              "the lazy block began (IST-DASLab gptq.py, GPTQModel)"),
       option("mse", &Opts::mse, false, "MSE clip search for the group scales")};
+  static const bool moe = (add_moe_options<Opts>(t), true);
+  (void)moe;
   return t;
 }
 
@@ -59,6 +65,7 @@ void run(Session& s, const nlohmann::json& json) {
   g.params_at_block_start = o.group_params == "block_start";
   g.clip.enabled = o.mse;
   SequencerOptions so;
+  apply_moe_options(o, so);
   run_block_sequential(s, so, [&](Session& ss, const GroupInputs& in) {
     for (const std::string& name : in.linears) {
       const LinearPlan* p = ss.plan_for(name);

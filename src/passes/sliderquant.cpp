@@ -20,6 +20,7 @@
 #include <map>
 #include <optional>
 
+#include "moe.h"
 #include "block_linears.h"
 #include "options.h"
 #include "sliderquant/core/log.h"
@@ -292,6 +293,7 @@ class SliderStudent : public WindowStudent {
 };
 
 void run(Session& s, const nlohmann::json& json) {
+  refuse_moe(s, "the sliderquant pass");
   const Opts o = read_options<Opts>(options(), json);
   const int64_t L = s.model.config.num_layers;
   std::vector<LayerWindow> windows = o.schedule.empty() ? window_schedule(L, o.win) : parse_window_schedule(o.schedule, L);

@@ -116,9 +116,10 @@ bool Recipe::needs_calibration() const {
 }
 
 std::vector<LinearPlan> plan_linears(const Recipe& r, const ModelConfig& c) {
-  const BlockLayout& lay = *find_family(c.family).layout;
+  const ArchSpec& spec = find_family(c.family);
   std::vector<LinearPlan> plan;
   for (int64_t b = 0; b < c.num_layers; ++b) {
+    const BlockLayout& lay = block_layout(spec, c, b);
     for (int j = 0; j < lay.size(); ++j) {
       LinearPlan p;
       p.name = slot_tensor_name(lay, b, j);

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 
 #include "sliderquant/core/error.h"
@@ -31,6 +32,8 @@ std::string block_file(const std::string& work, int64_t i) {
   std::snprintf(buf, sizeof buf, "block_%05lld.safetensors", (long long)i);
   return path_join(work, buf);
 }
+
+constexpr const char* kMetricMeta = "sliderquant_metric:";
 
 // ---- checkpoints: one safetensors file per finished block + state.json ----------------
 struct WorkState {
@@ -99,6 +102,12 @@ void save_block(Session& s, WorkState& w, int64_t i, const std::vector<std::stri
     put(n, q);
     meta[n] = q.format.name();
   }
+  // Per-block report series (MoE expert token counts) travel with the block, so a resumed run
+  // reports them too.
+  const std::string bp = "blocks." + std::to_string(i) + ".";
+  for (const auto& [key, values] : s.metrics)
+    for (const char* kind : {"expert_tokens.", "starved_experts."})
+      if (key.rfind(std::string(kind) + bp, 0) == 0) meta[kMetricMeta + key] = nlohmann::json(values).dump();
   write_safetensors(block_file(s.work_dir, i), ts, meta);
   w.blocks_done = i + 1;
   nlohmann::json st{{"identity", w.identity}, {"blocks_done", w.blocks_done}};
@@ -108,6 +117,10 @@ void save_block(Session& s, WorkState& w, int64_t i, const std::vector<std::stri
 void load_block(Session& s, int64_t i) {
   auto f = SafetensorsFile::open(block_file(s.work_dir, i));
   for (const auto& [name, fmt] : f->metadata()) {
+    if (name.rfind(kMetricMeta, 0) == 0) {
+      s.metrics[name.substr(std::strlen(kMetricMeta))] = nlohmann::json::parse(fmt).get<std::vector<double>>();
+      continue;
+    }
     if (fmt == "bias") {
       (name == "final_norm.bias" ? s.model.final_norm_bias : s.linear_block(name).mlp_norm_bias) =
           f->tensor(name).clone();
@@ -206,12 +219,101 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
                                   << s.clear_work_hint());
       }
     } else {
+      // The routed experts reading input P: one pass over the calibration stream collects
+      // every expert's statistics from the tokens routed to it, then each expert is quantized.
+      auto quantize_experts = [&](TapPoint P) {
+        const BlockLayout& lay = *blk.layout;
+        const int E = lay.experts;
+        std::vector<GroupInputs> groups(static_cast<size_t>(E));
+        bool any = false;
+        for (int e = 0; e < E; ++e) {
+          groups[size_t(e)].block = i;
+          groups[size_t(e)].point = P;
+          groups[size_t(e)].expert = e;
+          for (int j : lay.group(P, e)) {
+            const LinearPlan* p = s.plan_for(blk.slots[size_t(j)].name);
+            if (p && p->format) groups[size_t(e)].linears.push_back(p->name);
+          }
+          any = any || !groups[size_t(e)].linears.empty();
+        }
+        if (!any) return;
+        auto tf = Clock::now();
+        BlockWeights w = prepare_block(blk, c, dt, dev, i);
+        const int64_t in_features = P == TapPoint::GateUpIn ? c.hidden_size : c.moe_intermediate_size;
+        std::vector<HessianAccumulator> acc;
+        for (int e = 0; e < E; ++e) acc.emplace_back(in_features);
+        std::vector<int64_t> routed(static_cast<size_t>(E), 0), seen(static_cast<size_t>(E), 0);
+        for (int64_t b = 0; b < nb; ++b) {
+          BlockTaps taps;
+          taps.all_experts = o.calibrate_all_experts;
+          taps.fn = [&](TapPoint p, const at::Tensor& h) {  // the router's input: count routed tokens
+            if (p != TapPoint::GateUpIn) return;
+            const at::Tensor top = route_tokens(w.moe, h.reshape({-1, h.size(-1)})).experts.reshape({-1}).to(at::kCPU);
+            const at::Tensor counts = at::bincount(top, {}, E);
+            for (int e = 0; e < E; ++e) routed[size_t(e)] += counts[e].item<int64_t>();
+          };
+          taps.expert_fn = [&](TapPoint p, int e, const at::Tensor& x, const at::Tensor& r) {
+            if (p != P) return;
+            seen[size_t(e)] += x.size(0);
+            if (o.hessians) acc[size_t(e)].add(x.to(at::kFloat) * r.to(x.device(), at::kFloat).unsqueeze(1));
+          };
+          block_forward(w, c, student[size_t(b)].to(dev, dt), rope, &taps);
+        }
+        const int64_t total = N * L;
+        for (int e = 0; e < E; ++e)  // the guard against an expert path that skips the taps
+          SQ_CHECK(seen[size_t(e)] == (o.calibrate_all_experts ? total : routed[size_t(e)]),
+                   "block " << i << " expert " << e << ": the router sent it " << routed[size_t(e)]
+                            << " calibration tokens but its " << tap_name(P) << " statistics saw "
+                            << seen[size_t(e)] << " (an expert path bypassed the calibration taps)");
+        // Starved experts: the fallback H.
+        at::Tensor mean_h;
+        int64_t mean_n = 0;
+        for (int e = 0; e < E; ++e) {
+          GroupInputs& in = groups[size_t(e)];
+          in.tokens = seen[size_t(e)];
+          in.starved = !o.calibrate_all_experts && routed[size_t(e)] < o.min_expert_tokens;
+          if (in.starved || !o.hessians) continue;
+          const at::Tensor he = acc[size_t(e)].H() * double(in.tokens);
+          mean_h = mean_h.defined() ? mean_h + he : he;
+          mean_n += in.tokens;
+        }
+        std::vector<double> counts, starved;
+        for (int e = 0; e < E; ++e) {
+          GroupInputs& in = groups[size_t(e)];
+          counts.push_back(double(routed[size_t(e)]));
+          if (in.starved) starved.push_back(double(e));
+          if (!o.hessians) continue;
+          if (!in.starved) in.H = acc[size_t(e)].H();
+          else if (o.starved_fallback == "mean" && mean_n > 0) in.H = mean_h / double(mean_n);
+          else in.H = at::eye(in_features, at::TensorOptions().dtype(at::kFloat).device(dev));
+          acc[size_t(e)] = HessianAccumulator(1);  // free it
+        }
+        const std::string key = prefix + (P == TapPoint::GateUpIn ? "gate_up" : "down");
+        s.metrics["expert_tokens." + key] = counts;
+        s.metrics["starved_experts." + key] = starved;
+        if (!starved.empty())
+          SQ_INFO("block " << i << " " << tap_name(P) << ": " << starved.size() << " of " << E
+                           << " experts starved (< " << o.min_expert_tokens << " routed calibration tokens), "
+                           << (o.starved_fallback == "mean" && mean_n > 0 ? "mean expert Hessian" : "round-to-nearest")
+                           << " used for them");
+        s.seconds["calibration forwards + hessians"] += since(tf);
+        auto ts = Clock::now();
+        for (GroupInputs& in : groups) {
+          if (in.linears.empty()) continue;
+          quantize_group(s, in);
+          for (const std::string& n : in.linears) {
+            SQ_CHECK(s.is_quantized(n), "pass left " << n << " unquantized");
+            done.push_back(n);
+          }
+        }
+        s.seconds["quantize (solve)"] += since(ts);
+      };
       for (int g = 0; g < kTapPoints; ++g) {
         GroupInputs in;
         in.block = i;
         in.point = TapPoint(g);
-        for (const Linear* l : blk.group(TapPoint(g))) {
-          const LinearPlan* p = s.plan_for(l->name);
+        for (int j : blk.layout->group(TapPoint(g), -1)) {
+          const LinearPlan* p = s.plan_for(blk.slots[size_t(j)].name);
           if (p && p->format) in.linears.push_back(p->name);
         }
         auto tf = Clock::now();
@@ -223,6 +325,8 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
           }
           if (o.after_last && last) attn_q_w = prepare_block(blk, c, dt, dev, i);
         }
+        if (blk.layout->moe() && (in.point == TapPoint::GateUpIn || in.point == TapPoint::DownIn))
+          quantize_experts(in.point);  // the block-wide linears of this input (shared expert) go after
         if (in.linears.empty()) continue;
         BlockWeights w = prepare_block(blk, c, dt, dev, i);
         const int64_t in_features = s.linear(in.linears[0]).weight.size(1);

@@ -42,6 +42,14 @@ struct ModelConfig {
   bool mlp_bias = false;   // gate/up/down carry biases (Llama mlp_bias)
   bool qk_norm = false;    // RMSNorm on each head of q and k before RoPE (Qwen3)
   int64_t sliding_window = 0;  // 0 = full causal attention (Mistral: window of past tokens)
+  // Mixture of experts (Qwen3-MoE, Qwen2-MoE, Mixtral); num_experts 0 = dense.
+  int64_t num_experts = 0;
+  int64_t experts_per_token = 0;           // top-k
+  int64_t moe_intermediate_size = 0;       // one routed expert's FFN width
+  int64_t shared_expert_intermediate_size = 0;  // 0 = no shared expert
+  bool norm_topk_prob = false;             // renormalise the top-k routing weights to sum 1
+  int64_t decoder_sparse_step = 1;         // every step-th layer is MoE (Qwen)
+  std::vector<int64_t> mlp_only_layers;    // layers that keep a dense MLP (Qwen)
   int64_t bos_token_id = -1;
   std::vector<int64_t> eos_token_ids;
   std::string torch_dtype;  // as stored in config.json ("bfloat16", ...), may be empty
@@ -49,6 +57,8 @@ struct ModelConfig {
   int64_t q_dim() const { return num_heads * head_dim; }
   int64_t kv_dim() const { return num_kv_heads * head_dim; }
   int64_t param_count() const;  // parameters implied by the shapes (embeddings included)
+  // Whether layer I has a routed-expert MLP (Qwen's decoder_sparse_step / mlp_only_layers rule).
+  bool moe_layer(int64_t i) const;
 };
 
 struct Quirk {
@@ -65,6 +75,7 @@ struct ShapePreset {
   double rope_theta, rms_norm_eps;
   std::optional<RopeScaling> rope_scaling = std::nullopt;
   int64_t sliding_window = 0;
+  int64_t experts = 0, experts_per_token = 0, moe_intermediate = 0;  // MoE shapes (0 = dense)
 };
 
 struct ArchSpec {
@@ -80,7 +91,13 @@ struct ArchSpec {
   const BlockLayout* layout = nullptr;
   // Real-model shapes of this family for synthetic checkpoints.
   std::vector<ShapePreset> presets = {};
+  // MoE families: the module spelling of the routed MLP; layers where ModelConfig::moe_layer
+  // holds use moe_layout(*moe, num_experts), the others `layout`. nullptr = dense family.
+  const MoeNames* moe = nullptr;
 };
+
+// The layout of layer I of a model of config C of family SPEC.
+const BlockLayout& block_layout(const ArchSpec& spec, const ModelConfig& c, int64_t i);
 
 // All supported families, in a fixed order (src/arch/registry.cpp).
 const std::vector<const ArchSpec*>& arch_registry();
@@ -101,6 +118,9 @@ std::string model_config_json(const ModelConfig& c);
 //   blocks.{i}.attn_norm, blocks.{i}.attn.{q_norm,k_norm}, blocks.{i}.mlp_norm[.bias],
 //   blocks.{i}.SLOT[.bias] for every linear slot of a registered family's layout
 //   (model/layout.h; HF "model.layers.{i}." + the slot's hf name + ".weight"/".bias").
-std::string hf_tensor_name(const std::string& canonical);
+// FAMILY names the family whose spelling to use (MoE families differ: Mixtral's
+// "block_sparse_moe.experts.{e}.w1" vs Qwen's "mlp.experts.{e}.gate_proj"); empty = the first
+// registered family that knows the name.
+std::string hf_tensor_name(const std::string& canonical, const std::string& family = "");
 
 }  // namespace sq

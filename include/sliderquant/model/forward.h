@@ -31,6 +31,16 @@ RopeTable make_rope(const ModelConfig& c, int64_t n, c10::Device device);
 // The inverse frequencies [head_dim/2] (float32) after rope_scaling, as HF computes them.
 at::Tensor rope_inv_freq(const ModelConfig& c);
 
+// A MoE block's routed MLP in the compute dtype (the router in float32).
+struct MoeWeights {
+  at::Tensor router;                      // [E, H] float32
+  std::vector<at::Tensor> gate_up, down;  // per expert: [2 I_e, H], [H, I_e]
+  at::Tensor shared_gate_up, shared_down, shared_gate;  // shared expert and its [1, H] gate, or undefined
+  int64_t top_k = 0;
+  bool norm_topk = false;
+  bool defined() const { return router.defined(); }
+};
+
 // A block's weights converted to the compute dtype and device (q/k/v and gate/up fused).
 struct BlockWeights {
   at::Tensor attn_norm, q_norm, k_norm, mlp_norm, mlp_norm_bias;
@@ -38,6 +48,7 @@ struct BlockWeights {
   at::Tensor w_o, b_o;
   at::Tensor w_gate_up, b_gate_up;  // [2 I, H]
   at::Tensor w_down, b_down;
+  MoeWeights moe;  // a routed MLP instead of w_gate_up / w_down (MoE layers)
   ActQuant act;  // activation fake quantization inside block_forward (off unless set)
   at::Tensor act_clip;  // [kActClipPoints, 2] float32 clipping factors of those quantizers, or undefined
   // Online transforms (model.h), in the compute dtype; online_q is the q side of the
@@ -63,10 +74,25 @@ BlockWeights prepare_block(const Block& b, const ModelConfig& c, c10::ScalarType
 
 // Explicit taps into block_forward: `fn` sees each tap point's input ([B, T, in]); when
 // `stop_after` is set, the forward returns an undefined tensor right after that tap.
+// In a MoE block, `fn` sees the block-wide inputs (GateUpIn: the router's and shared expert's
+// input, all tokens; DownIn: the shared expert's down input) and `expert_fn` each routed
+// expert's own inputs: the [n, in] rows of the tokens routed to expert E and their routing
+// weights [n] (float32), for the expert's gate/up (GateUpIn) and down (DownIn) linears.
+// With `all_experts`, expert_fn sees every token for every expert with weight 1 (statistics
+// only: the block output still uses the routed tokens alone).
 struct BlockTaps {
   std::function<void(TapPoint, const at::Tensor&)> fn;
   std::optional<TapPoint> stop_after;
+  std::function<void(TapPoint, int expert, const at::Tensor& x, const at::Tensor& weight)> expert_fn;
+  bool all_experts = false;
 };
+
+// The routing of N tokens [N, H] (the MLP-norm output) by a MoE block: the top-k experts of
+// each token [N, k] (int64) and their weights [N, k] float32, as the forward computes them.
+struct Routing {
+  at::Tensor experts, weights;
+};
+Routing route_tokens(const MoeWeights& w, const at::Tensor& h);
 
 // x [B, T, H] -> [B, T, H]: one decoder layer on positions [0, T). Taps see each linear
 // group's input after its online transform (what the stored weights multiply) and before

@@ -26,13 +26,20 @@ enum class Dim {
   QHeads,   // num_heads * head_dim
   KvHeads,  // num_kv_heads * head_dim
   Inter,    // intermediate_size
+  Experts,  // num_experts (a router's outputs)
+  MoeInter, // moe_intermediate_size (one routed expert)
+  SharedInter,  // shared_expert_intermediate_size (Qwen2-MoE's always-on expert)
+  One,      // 1 (the shared expert's sigmoid gate)
 };
 int64_t dim_size(Dim d, const ModelConfig& c);
 
 // Which operand of the forward pass a slot is (the forward computes with roles, never
 // with names).
-enum class Role { Q, K, V, O, Gate, Up, Down };
-constexpr int kRoles = 7;
+// Router: the MoE gate that scores experts (never quantized by default, run in fp32);
+// SharedGate: Qwen2-MoE's [1, hidden] sigmoid gate of the shared expert. An expert's
+// linears and the shared expert's carry the Gate/Up/Down roles with `expert` / `shared` set.
+enum class Role { Q, K, V, O, Gate, Up, Down, Router, SharedGate };
+constexpr int kRoles = 9;
 
 // The config switch that gives a slot a stored bias.
 enum class BiasFlag { None, Qkv, O, Mlp };
@@ -46,7 +53,8 @@ struct LinearSlot {
   TapPoint group;    // the input it reads: sequencing order and calibration tap
   BiasFlag bias = BiasFlag::None;
   bool quantize = true;  // false: never quantized by default (a router)
-  int experts = 0;       // 0 = dense; n = one slot per expert (MoE)
+  int expert = -1;       // >= 0: a routed expert's linear (reads only the tokens routed to it)
+  bool shared = false;   // the shared expert's linear (MoE blocks with an always-on expert)
 };
 
 // A producer whose output channels feed the inputs of `to` (slot names): a norm
@@ -57,17 +65,28 @@ struct AbsorbEdge {
   std::vector<std::string> to;
 };
 
-enum class FfnKind { Dense };
+// Dense: one SwiGLU MLP. Moe: a router (softmax over experts, top-k, optionally renormalised),
+// routed SwiGLU experts and optionally a shared expert with a sigmoid gate.
+enum class FfnKind { Dense, Moe };
 
 struct BlockLayout {
   std::vector<LinearSlot> slots;  // in forward order
   std::vector<AbsorbEdge> edges;
   FfnKind ffn = FfnKind::Dense;
+  int experts = 0;             // routed experts (Moe)
+  bool shared_expert = false;  // Moe with an always-on shared expert
 
+  bool moe() const { return ffn == FfnKind::Moe; }
   int size() const { return int(slots.size()); }
-  int index(Role r) const;                    // the slot of a role; throws when absent
+  // The slot of a role outside the experts (a dense MLP's gate, the router, ...); throws when absent.
+  int index(Role r) const;
+  int expert_index(int expert, Role r) const;  // expert E's gate/up/down slot; throws when absent
+  int shared_index(Role r) const;              // the shared expert's gate/up/down slot
   int find(const std::string& name) const;    // the slot named NAME, or -1
-  std::vector<int> group(TapPoint g) const;   // slots reading tap g, in table order
+  std::vector<int> group(TapPoint g) const;   // slots reading tap g, in table order (experts included)
+  // The slots reading tap g on one path: expert -1 = the block-wide input (attention, a dense
+  // MLP, the router, the shared expert); e >= 0 = routed expert e's own input.
+  std::vector<int> group(TapPoint g, int expert) const;
   const AbsorbEdge* edge_from(const std::string& from) const;  // nullptr when none
   // The slot whose output channels are the input columns of SLOT one to one (an edge from a
   // slot of the same width, e.g. up -> down), so a per-column scale of SLOT can move into
@@ -79,6 +98,18 @@ struct BlockLayout {
 
 // The layout every supported dense family shares (Llama naming; src/arch/dense_layout.cpp).
 const BlockLayout& dense_layout();
+
+// How a MoE family spells its MLP module paths (inside "model.layers.{i}."); "{e}" stands for
+// the expert index (src/arch/moe_layout.cpp).
+struct MoeNames {
+  std::string router;                       // "mlp.gate"
+  std::string expert_gate, expert_up, expert_down;  // "mlp.experts.{e}.gate_proj", ...
+  std::string shared_gate, shared_up, shared_down, shared_expert_gate;  // empty: no shared expert
+};
+// The block layout of a MoE layer with EXPERTS routed experts (attention as dense_layout, then
+// router, experts 0..E-1 and the shared expert when NAMES has one). Built once per
+// (names, experts) and kept for the program's life.
+const BlockLayout& moe_layout(const MoeNames& names, int experts);
 
 // The canonical name of slot `slot` of block `layer`: "blocks.{layer}.{name}".
 std::string slot_tensor_name(const BlockLayout& l, int64_t layer, int slot);

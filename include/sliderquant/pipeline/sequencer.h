@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "sliderquant/model/forward.h"
@@ -19,6 +20,9 @@ namespace sq {
 struct GroupInputs {
   int64_t block = 0;
   TapPoint point = TapPoint::QkvIn;
+  int expert = -1;          // >= 0: routed expert E's linears, H from the tokens routed to it
+  int64_t tokens = 0;       // calibration tokens behind H (an expert's routed tokens)
+  bool starved = false;     // an expert below min_expert_tokens: H is the stated fallback's
   std::vector<std::string> linears;  // canonical names in this group that the plan quantizes
   at::Tensor H;                      // [in, in] float32: 2/n sum x x^T over the student stream
   at::Tensor dXXT;                   // [in, in] float32: 2/n sum (x_fp - x) x^T (GPTAQ), or undefined
@@ -37,6 +41,17 @@ struct SequencerOptions {
   // Called once after the last block with the mean of (teacher - student) final-norm
   // output, teacher = last block with quantized attention and full-precision MLP.
   std::function<void(Session&, const at::Tensor& mean_shift)> after_last;
+  // Mixture-of-experts blocks. Each routed expert's H comes only from the calibration tokens
+  // routed to it, each token's x weighted by its routing weight (H_e = 2/n Σ r² x xᵀ, the
+  // weight the forward scales the expert's output by). With calibrate_all_experts, every
+  // token passes through every expert for statistics only (weight 1; the stream still uses
+  // the routed output). An expert with fewer than min_expert_tokens routed tokens is starved:
+  // its H is the token-weighted mean H of the block's other experts at that input
+  // (starved_fallback "mean"), or the identity, i.e. round-to-nearest ("rtn", also used when
+  // every expert of the block is starved). Cross terms (GPTAQ) are not computed for experts.
+  int64_t min_expert_tokens = 16;
+  bool calibrate_all_experts = false;
+  std::string starved_fallback = "mean";
 };
 
 // Calls quantize_group for every group of every block in order; the callback must call

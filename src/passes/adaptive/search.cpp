@@ -3,6 +3,7 @@
 // throughout; then block-wise training and hardening.
 #include <nlohmann/json.hpp>
 
+#include "../moe.h"
 #include "adaptive.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/util.h"
@@ -46,6 +47,7 @@ bool load_search(const Session& s, AdaptiveStudent& student, Kinds& kinds) {
 }  // namespace
 
 void run(Session& s, const nlohmann::json& json) {
+  refuse_moe(s, "the adaptive pass");
   const Opts o = read_options<Opts>(options(), json);
   const int64_t L = s.model.config.num_layers;
   AdaptiveStudent student(s, o);

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "../moe.h"
 #include "ratio.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/util.h"
@@ -18,6 +19,7 @@ int64_t block_index(const std::string& canonical) { return std::stoll(canonical.
 }  // namespace
 
 void run(Session& s, const nlohmann::json& json) {
+  refuse_moe(s, "the ratio pass");
   const Opts o = read_options<Opts>(options(), json);
   // The quantized linears and their candidate channel counts.
   std::vector<Layer> layers;
