@@ -241,10 +241,13 @@ TEST(MoeQuantize, EveryFamilyQuantizesAndReloads) {
   EXPECT_EQ(s.code, 1) << s.out;
   EXPECT_NE(s.out.find("does not handle mixture-of-experts"), std::string::npos) << s.out;
   EXPECT_FALSE(path_exists(dir + "/sq"));
-  auto g = run_cli("quantize " + kMoe + "mixtral --recipe rtn-w4g128 --out " + dir + "/m.gguf --format gguf");
-  EXPECT_NE(g.code, 0) << g.out;
-  EXPECT_NE(g.out.find("mixture-of-experts"), std::string::npos) << g.out;
-  EXPECT_FALSE(path_exists(dir + "/m.gguf"));
+  for (const char* fmt : {"gptq", "compressed-tensors"}) {
+    const std::string out = dir + "/m-" + fmt;
+    auto g = run_cli("export " + kMoe + "mixtral --format " + fmt + " --out " + out);
+    EXPECT_NE(g.code, 0) << g.out;
+    EXPECT_NE(g.out.find("mixture-of-experts"), std::string::npos) << g.out;
+    EXPECT_FALSE(path_exists(out)) << fmt;
+  }
 }
 
 // A copy of fixture FAMILY in a fresh directory with EDIT applied to its config.json and DROP

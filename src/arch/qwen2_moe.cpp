@@ -19,7 +19,9 @@ const MoeNames& names() {
 }
 
 void parse(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
-  c.qkv_bias = opt_bool(j, "qkv_bias", true, where);
+  SQ_CHECK(opt_bool(j, "qkv_bias", true, where),
+           where << ": qkv_bias=false is not supported for Qwen2-MoE (its checkpoints carry q/k/v biases)");
+  c.qkv_bias = true;
   c.tie_word_embeddings = opt_bool(j, "tie_word_embeddings", false, where);
   refuse_sliding_window(j, where);
   parse_moe(j, c, where, {"num_experts", "num_local_experts"}, true);
@@ -32,7 +34,7 @@ void parse(const nlohmann::json& j, ModelConfig& c, const std::string& where) {
 void emit(const ModelConfig& c, nlohmann::json& j) {
   j["model_type"] = "qwen2_moe";
   j["use_sliding_window"] = false;
-  j["qkv_bias"] = c.qkv_bias;
+  j["qkv_bias"] = true;
   j["shared_expert_intermediate_size"] = c.shared_expert_intermediate_size;
   emit_moe(c, j, "num_experts", true);
 }

@@ -13,6 +13,7 @@
 // (FormatWriteOptions::requant_type, `--gguf-type`), in which case its dequantized weight is
 // quantized onto that type with ggml's reference quantizer and the added error reported.
 #include <ATen/ops/arange.h>
+#include <ATen/ops/cat.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
 
@@ -25,6 +26,7 @@
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/progress.h"
+#include "sliderquant/core/shape.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/data/gguf_tokenizer.h"
 #include "sliderquant/io/gguf.h"
@@ -39,16 +41,20 @@ namespace {
 constexpr const char* kName = "gguf";
 
 // Family <-> GGUF architecture. Mistral is written as `llama` (llama.cpp runs it as one and
-// ignores the sliding window) and therefore reads back as Llama.
+// ignores the sliding window) and therefore reads back as Llama; Mixtral is `llama` with
+// experts (expert_count > 0) and reads back as Mixtral.
 struct GgufArch {
   const char* gguf;          // general.architecture
   const char* hf;            // architectures[0] it reads as
   bool permute_qk;           // llama.cpp's converter interleaves q/k rows for RoPE
+  bool norm_w;               // MoE: llama.cpp renormalises the top-k routing weights
 };
 constexpr GgufArch kArches[] = {
-    {"llama", "LlamaForCausalLM", true},
-    {"qwen2", "Qwen2ForCausalLM", false},
-    {"qwen3", "Qwen3ForCausalLM", false},
+    {"llama", "LlamaForCausalLM", true, true},
+    {"qwen2", "Qwen2ForCausalLM", false, false},
+    {"qwen3", "Qwen3ForCausalLM", false, false},
+    {"qwen2moe", "Qwen2MoeForCausalLM", false, false},
+    {"qwen3moe", "Qwen3MoeForCausalLM", false, true},
 };
 const GgufArch* arch_by_gguf(const std::string& a) {
   for (const GgufArch& x : kArches)
@@ -56,13 +62,17 @@ const GgufArch* arch_by_gguf(const std::string& a) {
   return nullptr;
 }
 const GgufArch& arch_for_family(const std::string& family) {
-  if (family == "llama" || family == "mistral") return kArches[0];
+  if (family == "llama" || family == "mistral" || family == "mixtral") return kArches[0];
   if (family == "qwen2") return kArches[1];
   if (family == "qwen3") return kArches[2];
-  SQ_FAIL(kName << " cannot store the family " << family << " (supported: llama, mistral, qwen2, qwen3)");
+  if (family == "qwen2_moe") return kArches[3];
+  if (family == "qwen3_moe") return kArches[4];
+  SQ_FAIL(kName << " cannot store the family " << family
+                << " (supported: llama, mistral, qwen2, qwen3, qwen2_moe, qwen3_moe, mixtral)");
 }
 
-// The block's linears by role, as llama.cpp names them ("blk.N." + name + ".weight").
+// The block's linears by role, as llama.cpp names them ("blk.N." + name + ".weight"); a
+// routed expert's are stacked into one "_exps" tensor per role, the shared expert's end "_shexp".
 const char* gguf_linear_name(Role r) {
   switch (r) {
     case Role::Q: return "attn_q";
@@ -72,12 +82,18 @@ const char* gguf_linear_name(Role r) {
     case Role::Gate: return "ffn_gate";
     case Role::Up: return "ffn_up";
     case Role::Down: return "ffn_down";
+    case Role::Router: return "ffn_gate_inp";
+    case Role::SharedGate: return "ffn_gate_inp_shexp";
   }
   return "?";
 }
+std::string gguf_slot_name(const LinearSlot& s) {
+  return std::string(gguf_linear_name(s.role)) + (s.expert >= 0 ? "_exps" : s.shared ? "_shexp" : "");
+}
 
-// GGUF tensor name -> HF tensor name for the dense families ("" when unknown).
-std::string hf_name_of(const std::string& g, const BlockLayout& layout) {
+// GGUF tensor name -> HF tensor name for family SPEC ("" when unknown). A stacked expert
+// tensor ("_exps") maps to its per-expert HF name with "{e}" in place of the expert index.
+std::string hf_name_of(const std::string& g, const ArchSpec& spec) {
   if (g == "token_embd.weight") return "model.embed_tokens.weight";
   if (g == "output_norm.weight") return "model.norm.weight";
   if (g == "output.weight") return "lm_head.weight";
@@ -99,7 +115,16 @@ std::string hf_name_of(const std::string& g, const BlockLayout& layout) {
   if (rest == "ffn_norm" && suffix == ".weight") return p + "post_attention_layernorm.weight";
   if (rest == "attn_q_norm" && suffix == ".weight") return p + "self_attn.q_norm.weight";
   if (rest == "attn_k_norm" && suffix == ".weight") return p + "self_attn.k_norm.weight";
-  for (const LinearSlot& s : layout.slots)
+  if (spec.moe && suffix == ".weight") {
+    const MoeNames& n = *spec.moe;
+    const std::pair<const char*, const std::string*> moe[] = {
+        {"ffn_gate_inp", &n.router},        {"ffn_gate_exps", &n.expert_gate},  {"ffn_up_exps", &n.expert_up},
+        {"ffn_down_exps", &n.expert_down},  {"ffn_gate_inp_shexp", &n.shared_expert_gate},
+        {"ffn_gate_shexp", &n.shared_gate}, {"ffn_up_shexp", &n.shared_up},     {"ffn_down_shexp", &n.shared_down}};
+    for (const auto& [gname, hf] : moe)
+      if (rest == gname && !hf->empty()) return p + *hf + suffix;
+  }
+  for (const LinearSlot& s : spec.layout->slots)
     if (rest == gguf_linear_name(s.role)) return p + s.hf + suffix;
   return "";
 }
@@ -186,8 +211,21 @@ ModelConfig config_of(const GgufFile& f, const GgufArch& A) {
   c.bos_token_id = f.get_int("tokenizer.ggml.bos_token_id", -1);
   if (f.has("tokenizer.ggml.eos_token_id")) c.eos_token_ids = {f.get_int("tokenizer.ggml.eos_token_id")};
   c.torch_dtype = "float32";
-  if (c.family == "qwen2") c.qkv_bias = true;
-  if (c.family == "qwen3") c.qk_norm = true;
+  if (f.get_int(key("expert_count"), 0) > 0) {  // MoE: Qwen's own architectures, or llama = Mixtral
+    if (c.family == "llama") {
+      c.architecture = "MixtralForCausalLM";
+      c.family = "mixtral";
+    }
+    c.num_experts = f.get_int(key("expert_count"));
+    c.experts_per_token = f.get_int(key("expert_used_count"));
+    c.moe_intermediate_size = f.get_int(key("expert_feed_forward_length"), c.intermediate_size);
+    c.shared_expert_intermediate_size = f.get_int(key("expert_shared_feed_forward_length"), 0);
+    c.norm_topk_prob = A.norm_w;
+  }
+  SQ_CHECK(c.num_experts > 0 || (c.family != "qwen2_moe" && c.family != "qwen3_moe"),
+           f.path() << ": key " << key("expert_count") << " is missing (a " << a << " model has experts)");
+  if (c.family == "qwen2" || c.family == "qwen2_moe") c.qkv_bias = true;
+  if (c.family == "qwen3" || c.family == "qwen3_moe") c.qk_norm = true;
   // Optional biases llama.cpp's llama architecture also reads.
   if (c.family == "llama") {
     c.qkv_bias = f.find_tensor("blk.0.attn_q.bias") != nullptr;
@@ -231,7 +269,7 @@ GgufModelInfo model_info(const GgufFile& f) {
   const std::string a = f.get_str("general.architecture");
   const GgufArch* A = arch_by_gguf(a);
   SQ_CHECK(A, f.path() << ": key general.architecture is " << a
-                       << ", which is not supported (supported: llama, qwen2, qwen3)");
+                       << ", which is not supported (supported: llama, qwen2, qwen3, qwen2moe, qwen3moe)");
   ModelConfig c = config_of(f, *A);
   read_rope_freqs(f, c);
   return {A, std::move(c)};
@@ -248,9 +286,18 @@ Model read(const std::string& path) {
   for (const GgufTensorInfo& t : f->tensors()) {
     progress.update(done++);
     if (t.name == "rope_freqs.weight") continue;  // read into rope_scaling above
-    const std::string hf = hf_name_of(t.name, *spec.layout);
+    const std::string hf = hf_name_of(t.name, spec);
     SQ_CHECK(!hf.empty(), path << ": tensor " << t.name << " is not part of a " << a << " model this version reads");
     at::Tensor w = f->dequantize(t.name);
+    if (const size_t at_e = hf.find("{e}"); at_e != std::string::npos) {  // stacked experts [E, rows, cols]
+      SQ_CHECK(w.dim() == 3 && w.size(0) == c.num_experts,
+               path << ": tensor " << t.name << " has shape " << shape_str(w.sizes()) << ", expected "
+                    << c.num_experts << " stacked experts (" << a << ".expert_count)");
+      for (int64_t e = 0; e < c.num_experts; ++e)
+        tensors.emplace_back(hf.substr(0, at_e) + std::to_string(e) + hf.substr(at_e + 3), w[e].contiguous());
+      continue;
+    }
+    if (w.dim() == 1 && hf.find("shared_expert_gate") != std::string::npos) w = w.reshape({1, w.size(0)});
     if (A->permute_qk) {
       const bool q = hf.find("self_attn.q_proj.") != std::string::npos;
       const bool k = hf.find("self_attn.k_proj.") != std::string::npos;
@@ -459,10 +506,18 @@ void add_tokenizer_metadata(const Model& m, GgufWriter& w) {
 void write(const Model& m, const std::map<std::string, QTensor>& quantized,
            const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
   check_output(out, opts.force);
-  refuse_moe_export(m, kName);
   check_plain(m);
   const ModelConfig& c = m.config;
   const GgufArch& A = arch_for_family(c.family);
+  if (c.num_experts > 0) {  // what llama.cpp's MoE graphs can run as we do
+    for (int64_t i = 0; i < c.num_layers; ++i)
+      SQ_CHECK(c.moe_layer(i), kName << ": layer " << i << " of this " << c.architecture
+                                     << " has a dense MLP (mlp_only_layers / decoder_sparse_step); llama.cpp's "
+                                     << A.gguf << " routes every layer");
+    SQ_CHECK(c.norm_topk_prob == A.norm_w,
+             kName << ": llama.cpp's " << A.gguf << " " << (A.norm_w ? "renormalises" : "does not renormalise")
+                   << " the top-k routing weights, but this model has norm_topk_prob=" << (c.norm_topk_prob ? "true" : "false"));
+  }
   const bool requant = !opts.requant_type.empty();
   const GgmlType rq = requant ? ggml_type_from_name(opts.requant_type) : GgmlType::F32;
   if (requant)
@@ -557,8 +612,17 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
     for (int j = 0; j < lay.size(); ++j) {
       const LinearSlot& sl = lay.slots[size_t(j)];
       const Linear& l = b.slots[size_t(j)];
+      if (sl.expert >= 0) continue;  // stacked below
+      if (sl.role == Role::Router || sl.role == Role::SharedGate) {  // llama.cpp routes with what it is given: F32
+        SQ_CHECK(!quantized.count(l.name) && !mixed.count(l.name),
+                 kName << " stores " << l.name << " in float32 (llama.cpp's router input); it cannot be quantized");
+        const at::Tensor w = l.effective_weight();
+        add_float(p + gguf_slot_name(sl) + ".weight", l.name, sl.role == Role::SharedGate ? w.reshape({w.size(1)}) : w,
+                  true);
+        continue;
+      }
       const int64_t heads = !A.permute_qk ? 0 : sl.role == Role::Q ? c.num_heads : sl.role == Role::K ? c.num_kv_heads : 0;
-      add_linear(p + gguf_linear_name(sl.role) + ".weight", l, heads);
+      add_linear(p + gguf_slot_name(sl) + ".weight", l, heads);
       if (l.bias.defined())
         add_float(p + gguf_linear_name(sl.role) + ".bias", l.name + ".bias", heads ? permute_rows(l.bias, heads) : l.bias,
                   true);
@@ -568,6 +632,41 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
       }
     }
     add_float(p + "ffn_norm.weight", cp + "mlp_norm", b.mlp_norm, true);
+    // Routed experts: one [E, rows, cols] tensor per role, each expert encoded as it would be alone.
+    for (Role r : {Role::Gate, Role::Up, Role::Down}) {
+      if (!lay.moe()) break;
+      const size_t first = items.size();
+      for (int e = 0; e < lay.experts; ++e) add_linear("", b.slots[size_t(lay.expert_index(e, r))], 0);
+      std::vector<Item> parts(std::make_move_iterator(items.begin() + long(first)), std::make_move_iterator(items.end()));
+      items.resize(first);
+      Item st;
+      st.name = p + gguf_linear_name(r) + "_exps.weight";
+      st.source = cp + "mlp.experts.*." + (r == Role::Gate ? "gate" : r == Role::Up ? "up" : "down");
+      st.type = parts[0].type;
+      st.how = parts[0].how;
+      st.ne = parts[0].ne;
+      for (const Item& it : parts)
+        SQ_CHECK(it.type == st.type && it.ne == st.ne && it.how == st.how,
+                 kName << ": the experts of " << st.source << " are stored differently (" << parts[0].source << " as "
+                       << ggml_type_info(st.type).name << ", " << it.source << " as " << ggml_type_info(it.type).name
+                       << "); llama.cpp stacks them into one tensor of one type");
+      st.ne.push_back(int64_t(parts.size()));
+      auto shared_parts = std::make_shared<std::vector<Item>>(std::move(parts));
+      st.reference = [shared_parts] {
+        std::vector<at::Tensor> refs;
+        for (const Item& it : *shared_parts) refs.push_back(it.reference());
+        return at::cat(refs, 0);
+      };
+      st.encode = [shared_parts](std::vector<uint8_t>& b) {
+        b.clear();
+        std::vector<uint8_t> one;
+        for (const Item& it : *shared_parts) {
+          it.encode(one);
+          b.insert(b.end(), one.begin(), one.end());
+        }
+      };
+      items.push_back(std::move(st));
+    }
   }
   add_float("output_norm.weight", "final_norm", m.final_norm, true);
   if (!c.tie_word_embeddings) {
@@ -585,7 +684,7 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
   std::map<GgmlType, int64_t> linear_types;
   for (const Item& it : items)
     if (it.how != "float" || it.name.find("attn_") != std::string::npos || it.name.find("ffn_") != std::string::npos)
-      if (it.ne.size() == 2 && it.name != "token_embd.weight") ++linear_types[it.type];
+      if (it.ne.size() >= 2 && it.name != "token_embd.weight") ++linear_types[it.type];
   GgmlType main_type = GgmlType::F32;
   int64_t most = -1;
   for (const auto& [t, n] : linear_types)
@@ -608,7 +707,14 @@ void write(const Model& m, const std::map<std::string, QTensor>& quantized,
   w.set(key("rope.freq_base"), GgufValue::f32(float(c.rope_theta)));
   w.set(key("rope.dimension_count"), GgufValue::u32(uint32_t(c.head_dim)));
   w.set(key("vocab_size"), GgufValue::u32(uint32_t(c.vocab_size)));
-  if (c.head_dim * c.num_heads != c.hidden_size || c.family == "qwen3") {
+  if (c.num_experts > 0) {
+    w.set(key("expert_count"), GgufValue::u32(uint32_t(c.num_experts)));
+    w.set(key("expert_used_count"), GgufValue::u32(uint32_t(c.experts_per_token)));
+    if (c.family != "mixtral") w.set(key("expert_feed_forward_length"), GgufValue::u32(uint32_t(c.moe_intermediate_size)));
+    if (c.shared_expert_intermediate_size > 0)
+      w.set(key("expert_shared_feed_forward_length"), GgufValue::u32(uint32_t(c.shared_expert_intermediate_size)));
+  }
+  if (c.head_dim * c.num_heads != c.hidden_size || c.qk_norm) {
     w.set(key("attention.key_length"), GgufValue::u32(uint32_t(c.head_dim)));
     w.set(key("attention.value_length"), GgufValue::u32(uint32_t(c.head_dim)));
   }
@@ -695,7 +801,7 @@ nlohmann::json describe(const std::string& path) {
   for (const GgufTensorInfo& t : f->tensors()) {
     const GgmlTypeInfo& ti = ggml_type_info(t.type);
     const bool is_float = t.type == GgmlType::F32 || t.type == GgmlType::F16 || t.type == GgmlType::BF16;
-    const std::string hf = hf_name_of(t.name, *spec.layout);
+    const std::string hf = hf_name_of(t.name, spec);
     if (is_float || t.ne.size() != 2 || hf.empty()) continue;
     quant = true;
     const std::string key = hf.substr(0, hf.size() - std::string(".weight").size());
@@ -737,7 +843,7 @@ ModelConfig gguf_config(const std::string& path) { return model_info(*GgufFile::
 
 ModelFormat gguf_format() {
   return {kName,
-          "llama.cpp's GGUF file (read: any llama/qwen2/qwen3 GGUF, dequantized; write: exact Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 "
+          "llama.cpp's GGUF file (read: any llama/qwen2/qwen3 GGUF and the MoE qwen2moe/qwen3moe/Mixtral ones, dequantized; write: exact Q4_0/Q4_1/Q5_0/Q5_1/Q8_0 "
           "from groups of 32, or --gguf-type to re-quantize)",
           "a file starting with the GGUF magic",
           /*stores_quantized=*/true,

@@ -321,8 +321,73 @@ def case_corrupt():
         check(r.returncode == 1 and not os.path.exists(out), f"{name}: convert exits 1 and writes nothing")
 
 
+MOE_FAMILIES = ("qwen3_moe", "qwen2_moe", "mixtral")
+
+
+def moe_model(family):
+    d = synth(family, path(f"synth-{family}"))
+    if family == "qwen2_moe":  # as released (and as llama.cpp's qwen2moe runs it): no renormalisation
+        cfg = json.load(open(os.path.join(d, "config.json")))
+        cfg["norm_topk_prob"] = False
+        json.dump(cfg, open(os.path.join(d, "config.json"), "w"), indent=2)
+    return d
+
+
+def case_moe():
+    """MoE families: stacked expert tensors written and read back; llama.cpp computes our logits
+    (float32) and our perplexity (Q4_0 experts, exported bit for bit)."""
+    import numpy as np
+    recipe = path("moe-rtn-q4_0.json")
+    json.dump({"name": "moe-rtn-q4_0", "format": "w4g32s", "pipeline": [{"pass": "rtn", "options": {"mse": False}}]},
+              open(recipe, "w"))
+    for fam in MOE_FAMILIES:
+        d = moe_model(fam)
+        g = path(f"{fam}.f32.gguf")
+        sq("export", d, "--format", "gguf", "--out", g, "--force")
+        ours_src, ids, ids_json = our_logits(d, WIKI, 128)
+        ours_gguf, ids2, _ = our_logits(g, WIKI, 128)
+        check(ids == ids2, f"{fam}: the GGUF's tokenizer gives the source's ids")
+        check(float(np.abs(ours_src - ours_gguf).max()) == 0.0,
+              f"{fam}: our logits from the F32 GGUF (experts stacked and split again) equal the source's exactly")
+        ref = llama_logits(g, ids_json)
+        diff = float(np.abs(ref - ours_src).max())
+        scale = float(np.abs(ours_src).max())
+        print(f"{fam}: llama.cpp vs sliderquant logits over {len(ids)} tokens: max |diff| {diff:.3g} "
+              f"(max |logit| {scale:.3g})")
+        check(diff <= 2e-3, f"{fam}: llama.cpp's logits equal ours within 2e-3")
+        q = path(f"{fam}-q4_0")
+        sq("quantize", d, "--recipe", recipe, "--out", q, "--force")
+        gq = path(f"{fam}-q4_0.gguf")
+        rep = path(f"{fam}-q4_0.export.json")
+        sq("export", q, "--format", "gguf", "--out", gq, "--json", rep, "--force")
+        r = json.load(open(rep))
+        exps = [t for t in r["tensors"] if t["name"].endswith("_exps.weight")]
+        check(len(exps) == 3 * 2 and all(t["type"] == "q4_0" and t["shape"][0] == 4 for t in exps),
+              f"{fam}: 6 stacked expert tensors [4, rows, cols] in Q4_0 ({[t['shape'] for t in exps[:3]]})")
+        check(r["max_abs_error_exact"] == 0.0 and r["requantized"] == 0, f"{fam}: the Q4_0 export is bit-exact")
+        routers = [t for t in r["tensors"] if "ffn_gate_inp" in t["name"]]
+        check(all(t["type"] == "f32" for t in routers), f"{fam}: routers (and shared-expert gates) stored as F32")
+        ours_dir = our_ppl(q, WIKI, 128, 8)["ppl"]
+        ours_g = our_ppl(gq, WIKI, 128, 8)["ppl"]
+        l = llama_ppl(gq, our_ids(gq, WIKI), 128, 8)["ppl"]
+        print(f"{fam} q4_0: ppl ours (directory) {ours_dir:.4f}, ours (GGUF) {ours_g:.4f}, llama.cpp {l:.4f}")
+        check(abs(ours_g - ours_dir) / ours_dir < 1e-4, f"{fam}: our perplexity of the GGUF equals the directory's")
+        check(abs(l - ours_g) / ours_g < 0.005, f"{fam}: llama.cpp's perplexity within 0.5% of ours")
+    # What llama.cpp cannot run as we do is refused, with nothing written.
+    dense = os.path.join(FIX, "moe", "qwen3_moe")  # layer 1 is dense (mlp_only_layers)
+    p = sq("export", dense, "--format", "gguf", "--out", path("dense.gguf"), expect=1)
+    check("dense MLP" in p.stderr and not os.path.exists(path("dense.gguf")),
+          "a Qwen3-MoE with a dense layer is refused: " + p.stderr.strip())
+    cfg = json.load(open(os.path.join(path("synth-qwen2_moe"), "config.json")))
+    cfg["norm_topk_prob"] = True
+    json.dump(cfg, open(os.path.join(path("synth-qwen2_moe"), "config.json"), "w"), indent=2)
+    p = sq("export", path("synth-qwen2_moe"), "--format", "gguf", "--out", path("renorm.gguf"), expect=1)
+    check("norm_topk_prob" in p.stderr and not os.path.exists(path("renorm.gguf")),
+          "a Qwen2-MoE that renormalises its routing weights is refused: " + p.stderr.strip())
+
+
 CASES = {"smollm2": case_smollm2, "f32": case_f32, "quantized": case_quantized, "kquant": case_kquant,
-         "ggufpy": case_ggufpy, "corrupt": case_corrupt}
+         "ggufpy": case_ggufpy, "corrupt": case_corrupt, "moe": case_moe}
 
 
 def main():
