@@ -17,6 +17,7 @@
 #include "sliderquant/model/model.h"
 #include "sliderquant/pipeline/recipe.h"
 #include "sliderquant/quant/rtn.h"
+#include "sliderquant/transform/rotation.h"
 #include "test_util.h"
 
 namespace sq {
@@ -139,6 +140,31 @@ TEST(MoeCalibration, ExpertTapsSeeExactlyTheRoutedTokens) {
   for (int e = 0; e < 4; ++e) EXPECT_EQ(rows[size_t(e)], ids.size(1));
 }
 
+// The residual rotation (D²Quant, QuaRot) is exact on MoE blocks: the router, the shared gate
+// and every expert's gate/up take the fused norm and rotate their inputs, the expert and
+// shared down projections their outputs, so the routing and the logits are unchanged.
+TEST(MoeRotation, RotatedModelComputesTheSameLogits) {
+  for (const char* family : {"qwen3_moe", "qwen2_moe", "mixtral"}) {
+    Model m = load_model(kMoe + family);
+    auto ref = SafetensorsFile::open(kMoe + std::string(family) + "/reference.safetensors");
+    const at::Tensor ids = ref->tensor("long.ids").clone();
+    at::InferenceMode guard;
+    at::Tensor before, after;
+    {
+      Runner r(m, RunnerOptions{});
+      before = r.logits(ids)[0];
+    }
+    rotate_model(m, 0, 7, c10::Device(c10::kCPU));
+    {
+      Runner r(m, RunnerOptions{});
+      after = r.logits(ids)[0];
+    }
+    const double err = (after - before).abs().max().item<double>() / before.abs().max().item<double>();
+    std::printf("%-10s rotated vs original logits: max relative difference %.2e\n", family, err);
+    EXPECT_LT(err, 1e-4) << family;
+  }
+}
+
 TEST(MoeQuantize, StarvedExpertGetsFiniteScalesNearRtn) {
   const std::string dir = tmp("starved");
   ASSERT_EQ(std::system(("mkdir -p " + dir).c_str()), 0);
@@ -233,6 +259,15 @@ TEST(MoeQuantize, EveryFamilyQuantizesAndReloads) {
                           b0.slots[size_t(router)].weight.to(at::kFloat)))
         << family;
   }
+  // D²Quant (rotation, GPTAQ on attention and the shared expert, DSQ, DAC) runs on experts too.
+  write_file_atomic(dir + "/d2.json", R"({"name": "moe-d2quant-w3", "format": "w3g8",
+    "calibration": {"dataset": "x", "samples": 4, "seqlen": 64, "seed": 1},
+    "pipeline": [{"pass": "d2quant", "options": {"rotate": true, "rotation_block": 0}}]})");
+  auto d2 = run_cli("quantize " + kMoe + "qwen2_moe --recipe " + dir + "/d2.json --out " + dir + "/d2 --calib " +
+                    kWikiText + " --eval " + kWikiText + " --json " + dir + "/d2.json.out -q");
+  ASSERT_EQ(d2.code, 0) << d2.out;
+  EXPECT_TRUE(std::isfinite(
+      nlohmann::json::parse(read_file(dir + "/d2.json.out"))["perplexity"][0]["ppl"].get<double>()));
   // Passes and exports that do not handle experts yet say so instead of writing a broken model.
   write_file_atomic(dir + "/sq.json", R"({"name": "sq", "format": "w4g8",
     "calibration": {"dataset": "x", "samples": 2, "seqlen": 32, "seed": 1},

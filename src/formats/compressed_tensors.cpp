@@ -178,11 +178,11 @@ void write(const Model& m, const std::map<std::string, QTensor>& as_given,
     if (name == "lm_head") continue;
     auto it = quantized.find(name);
     if (it == quantized.end()) {
-      SQ_CHECK(!with_acts, kName << " cannot store " << hf_module_name(name)
+      SQ_CHECK(!with_acts, kName << " cannot store " << hf_module_name(name, m.config.family)
                                  << ": its input is quantized but its weight is not (no scheme says that)");
-      plain.push_back(hf_module_name(name));
+      plain.push_back(hf_module_name(name, m.config.family));
     } else {
-      groups[weights_of(it->second)].push_back(hf_module_name(name));
+      groups[weights_of(it->second)].push_back(hf_module_name(name, m.config.family));
     }
   }
   const bool one = groups.size() == 1 && plain.empty();
@@ -214,10 +214,10 @@ void write(const Model& m, const std::map<std::string, QTensor>& as_given,
       auto it = quantized.find(canonical);
       if (it == quantized.end()) {
         SQ_CHECK(t.defined(), "linear " << canonical << " has neither a weight nor a quantized form");
-        ts.emplace_back(hf_tensor_name(canonical), t.contiguous().cpu());
+        ts.emplace_back(hf_tensor_name(canonical, m.config.family), t.contiguous().cpu());
         continue;
       }
-      const std::string module = hf_module_name(canonical);
+      const std::string module = hf_module_name(canonical, m.config.family);
       for (auto& kv : pack(module, it->second, module_format.at(module), scale_dtype)) ts.push_back(std::move(kv));
     }
     write_checkpoint(tmp, ts, {{"format", "pt"}}, opts.max_shard_bytes);
@@ -462,9 +462,10 @@ nlohmann::json describe(const std::string& dir) {
   const ModelConfig mc = load_model_config(dir);
   d["quantized"] = true;
   d["quantization_config"] = ct_config(dir);
-  const BlockLayout& lay = *find_arch(mc.architecture).layout;
+  const ArchSpec& arch = find_arch(mc.architecture);
   for (int64_t i = 0; i < mc.num_layers; ++i)
-    for (int j = 0; j < lay.size(); ++j) {
+    for (int j = 0; j < block_layout(arch, mc, i).size(); ++j) {
+      const BlockLayout& lay = block_layout(arch, mc, i);
       const std::string module = "model.layers." + std::to_string(i) + "." + lay.slots[size_t(j)].hf;
       const Scheme* s = scheme_for(c, module);
       if (!s) continue;

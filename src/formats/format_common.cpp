@@ -115,12 +115,14 @@ void check_plain_state(const Model& m, const char* format, bool allow_activation
 }
 
 void refuse_moe_export(const Model& m, const char* format) {
-  SQ_CHECK(m.config.num_experts == 0, format << " export of mixture-of-experts models (" << m.config.architecture
-                                             << ") is not implemented yet; write the native or hf format");
+  SQ_CHECK(m.config.num_experts == 0,
+           format << " export of mixture-of-experts models (" << m.config.architecture
+                  << ") is not supported yet: transformers 5 loads experts as fused tensors and leaves per-expert "
+                     "quantized linears unloaded; write the native, hf or gguf format");
 }
 
-std::string hf_module_name(const std::string& canonical) {
-  const std::string w = hf_tensor_name(canonical);
+std::string hf_module_name(const std::string& canonical, const std::string& family) {
+  const std::string w = hf_tensor_name(canonical, family);
   const std::string suffix = ".weight";
   SQ_CHECK(w.size() > suffix.size() && w.compare(w.size() - suffix.size(), suffix.size(), suffix) == 0,
            "linear " << canonical << " has no .weight tensor name (" << w << ")");

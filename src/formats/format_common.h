@@ -37,7 +37,7 @@ void check_plain_state(const Model& m, const char* format, bool allow_activation
 void refuse_moe_export(const Model& m, const char* format);
 // The quantized linears' module names as HF names them ("model.layers.0.self_attn.q_proj",
 // "lm_head"): canonical -> module, and every linear of M (quantized or not) in model order.
-std::string hf_module_name(const std::string& canonical);
+std::string hf_module_name(const std::string& canonical, const std::string& family = "");
 std::vector<std::string> linear_names(const Model& m);  // canonical names, blocks then lm_head
 // True when Q has no g_idx or the one it has is the natural j / group width (no act-order).
 bool contiguous_groups(const QTensor& q);

@@ -145,11 +145,11 @@ void write(const Model& m, const std::map<std::string, QTensor>& as_given,
     if (zero0.empty() && q.zeros.defined() && (q.zeros < 0.5).any().item<bool>()) zero0 = name;
   bool v1 = cf == "gptq" || (cf == "auto" && zero0.empty());
   SQ_CHECK(!(cf == "gptq" && !zero0.empty()),
-           kName << " cannot store " << hf_module_name(zero0)
+           kName << " cannot store " << hf_module_name(zero0, m.config.family)
                  << " as checkpoint_format gptq (v1 stores zero - 1 and this linear has a zero of 0); use "
                     "--gptq-format gptq_v2");
   if (cf == "auto" && !v1)
-    SQ_INFO("gptq: " << hf_module_name(zero0) << " has a zero of 0, which v1 cannot store: writing checkpoint_format gptq_v2");
+    SQ_INFO("gptq: " << hf_module_name(zero0, m.config.family) << " has a zero of 0, which v1 cannot store: writing checkpoint_format gptq_v2");
 
   // The most common scheme is the config's; the others become dynamic overrides.
   std::map<Scheme, int> count;
@@ -160,7 +160,7 @@ void write(const Model& m, const std::map<std::string, QTensor>& as_given,
   nlohmann::json dynamic = nlohmann::json::object();
   for (const std::string& name : linear_names(m)) {
     if (name == "lm_head") continue;
-    const std::string module = hf_module_name(name);
+    const std::string module = hf_module_name(name, m.config.family);
     auto it = quantized.find(name);
     if (it == quantized.end()) dynamic["-:" + exact_regex(module)] = nlohmann::json::object();
     else if (!(scheme_of(it->second) == base)) dynamic["+:" + exact_regex(module)] = scheme_of(it->second).json();
@@ -180,10 +180,10 @@ void write(const Model& m, const std::map<std::string, QTensor>& as_given,
       auto it = quantized.find(canonical);
       if (it == quantized.end()) {
         SQ_CHECK(t.defined(), "linear " << canonical << " has neither a weight nor a quantized form");
-        ts.emplace_back(hf_tensor_name(canonical), t.contiguous().cpu());
+        ts.emplace_back(hf_tensor_name(canonical, m.config.family), t.contiguous().cpu());
         continue;
       }
-      for (auto& kv : pack(hf_module_name(canonical), it->second, v1)) ts.push_back(std::move(kv));
+      for (auto& kv : pack(hf_module_name(canonical, m.config.family), it->second, v1)) ts.push_back(std::move(kv));
     }
     write_checkpoint(tmp, ts, {{"format", "pt"}}, opts.max_shard_bytes);
     copy_source_files(m, tmp);
@@ -414,7 +414,7 @@ nlohmann::json describe(const std::string& dir) {
   d["quantization_config"] = gptq_config(dir);
   const ArchSpec& arch = find_arch(mc.architecture);
   for (int64_t i = 0; i < mc.num_layers; ++i) {
-    const BlockLayout& lay = *arch.layout;
+    const BlockLayout& lay = block_layout(arch, mc, i);
     for (int j = 0; j < lay.size(); ++j) {
       const std::string module = "model.layers." + std::to_string(i) + "." + lay.slots[size_t(j)].hf;
       const std::optional<Scheme> s = scheme_for(c, module);

@@ -56,7 +56,6 @@ QTensor to_cpu(const QTensor& q) { return q.to(c10::Device(c10::kCPU)); }
 void run(Session& s, const nlohmann::json& json) {
   const Opts o = read_options<Opts>(options(), json);
   if (o.rotate) {
-    refuse_moe(s, "d2quant with rotate=true (the residual rotation)");
     const int64_t block = o.rotation_block;
     SQ_INFO("d2quant: fusing norms and rotating the residual stream ("
             << (block == 0 ? std::string("full Hadamard") : "block-diagonal Hadamard of " + std::to_string(block))

@@ -37,7 +37,7 @@ inline void refuse_moe(const Session& s, const std::string& what) {
   for (const Block& b : s.model.blocks)
     SQ_CHECK(!b.layout->moe(), what << " does not handle mixture-of-experts blocks yet ("
                                     << s.model.config.architecture
-                                    << "); MoE models quantize with rtn, gptq, or d2quant with rotate=false");
+                                    << "); MoE models quantize with rtn, gptq or d2quant");
 }
 
 }  // namespace sq::passes
