@@ -4,6 +4,7 @@
 // HF names, and the per-linear plan and the calibration groups come from the same table.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 
 #include "sliderquant/model/arch.h"
@@ -20,30 +21,48 @@ using testing::fresh_path;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 
+// Checks one layout: unique names and HF names, lookups that find each slot, all four taps,
+// edges between existing slots. DENSE: each of the seven dense roles exactly once; a MoE
+// layout: attention roles and the router once, gate/up/down once per expert (and once for
+// the shared expert when it has one).
+void check_layout(const BlockLayout& l, const std::string& what) {
+  std::set<std::string> names, hf;
+  std::set<int> groups;
+  std::map<int, int> roles;
+  for (const LinearSlot& s : l.slots) {
+    EXPECT_TRUE(names.insert(s.name).second) << what << ": slot " << s.name << " twice";
+    EXPECT_TRUE(hf.insert(s.hf).second) << what << ": HF name " << s.hf << " twice";
+    ++roles[int(s.role)];
+    groups.insert(int(s.group));
+    if (s.expert >= 0) EXPECT_EQ(l.slots[size_t(l.expert_index(s.expert, s.role))].name, s.name);
+    else if (s.shared) EXPECT_EQ(l.slots[size_t(l.shared_index(s.role))].name, s.name);
+    else EXPECT_EQ(l.slots[size_t(l.index(s.role))].name, s.name);
+    EXPECT_EQ(l.slots[size_t(l.find(s.name))].name, s.name);
+  }
+  for (Role r : {Role::Q, Role::K, Role::V, Role::O}) EXPECT_EQ(roles[int(r)], 1) << what;
+  const int per_mlp_role = l.moe() ? l.experts + (l.shared_expert ? 1 : 0) : 1;
+  for (Role r : {Role::Gate, Role::Up, Role::Down}) EXPECT_EQ(roles[int(r)], per_mlp_role) << what;
+  EXPECT_EQ(roles[int(Role::Router)], l.moe() ? 1 : 0) << what;
+  EXPECT_EQ(roles[int(Role::SharedGate)], l.shared_expert ? 1 : 0) << what;
+  EXPECT_EQ(int(groups.size()), kTapPoints) << what;
+  EXPECT_EQ(l.find("no.such.slot"), -1);
+  for (const AbsorbEdge& e : l.edges) {
+    EXPECT_TRUE(e.from == "attn_norm" || e.from == "mlp_norm" || l.find(e.from) >= 0) << what << ": " << e.from;
+    for (const std::string& t : e.to) EXPECT_GE(l.find(t), 0) << what << ": edge " << e.from << " -> " << t;
+  }
+  ASSERT_NE(l.edge_from("attn_norm"), nullptr);
+  ASSERT_NE(l.edge_from("mlp_norm"), nullptr);
+  // Every slot that reads the MLP norm's output is on its edge (the rotation and norm fusion rely on it).
+  size_t mlp_in = 0;
+  for (const LinearSlot& s : l.slots) mlp_in += s.group == TapPoint::GateUpIn;
+  EXPECT_EQ(l.edge_from("mlp_norm")->to.size(), mlp_in) << what;
+}
+
 TEST(BlockLayout, EveryFamilyLayoutIsConsistent) {
   for (const ArchSpec* a : arch_registry()) {
     ASSERT_NE(a->layout, nullptr) << a->family;
-    const BlockLayout& l = *a->layout;
-    std::set<std::string> names, hf;
-    std::set<int> roles, groups;
-    for (const LinearSlot& s : l.slots) {
-      EXPECT_TRUE(names.insert(s.name).second) << a->family << ": slot " << s.name << " twice";
-      EXPECT_TRUE(hf.insert(s.hf).second) << a->family << ": HF name " << s.hf << " twice";
-      EXPECT_TRUE(roles.insert(int(s.role)).second) << a->family << ": role of " << s.name << " twice";
-      groups.insert(int(s.group));
-      EXPECT_EQ(l.slots[size_t(l.index(s.role))].name, s.name);
-      EXPECT_EQ(l.slots[size_t(l.find(s.name))].name, s.name);
-    }
-    // The dense forward pass computes with every role and taps every group.
-    EXPECT_EQ(int(roles.size()), kRoles) << a->family;
-    EXPECT_EQ(int(groups.size()), kTapPoints) << a->family;
-    EXPECT_EQ(l.find("no.such.slot"), -1);
-    for (const AbsorbEdge& e : l.edges) {
-      EXPECT_TRUE(e.from == "attn_norm" || e.from == "mlp_norm" || l.find(e.from) >= 0) << a->family << ": " << e.from;
-      for (const std::string& t : e.to) EXPECT_GE(l.find(t), 0) << a->family << ": edge " << e.from << " -> " << t;
-    }
-    ASSERT_NE(l.edge_from("attn_norm"), nullptr);
-    ASSERT_NE(l.edge_from("mlp_norm"), nullptr);
+    check_layout(*a->layout, a->family);
+    if (a->moe) check_layout(moe_layout(*a->moe, 5), a->family + " (MoE, 5 experts)");
   }
 }
 
@@ -73,14 +92,16 @@ TEST(BlockLayout, EveryFamilyLoadsOneLinearPerSlot) {
     ModelConfig c = synthetic_config(a->family, "tiny");
     write_synthetic_model(d, c, {});
     Model m = load_model(d);
-    const BlockLayout& l = *a->layout;
     Recipe r;
     r.format = QFormat::parse("w4g32");
     const std::vector<LinearPlan> plan = plan_linears(r, m.config);
-    ASSERT_EQ(plan.size(), m.blocks.size() * size_t(l.size())) << a->family;
+    size_t slots = 0;
+    for (size_t i = 0; i < m.blocks.size(); ++i) slots += size_t(block_layout(*a, m.config, int64_t(i)).size());
+    ASSERT_EQ(plan.size(), slots) << a->family;
     size_t k = 0;
     for (size_t i = 0; i < m.blocks.size(); ++i) {
       const Block& b = m.blocks[i];
+      const BlockLayout& l = block_layout(*a, m.config, int64_t(i));
       ASSERT_EQ(b.layout, &l);
       ASSERT_EQ(int(b.slots.size()), l.size());
       for (int j = 0; j < l.size(); ++j, ++k) {
@@ -92,7 +113,9 @@ TEST(BlockLayout, EveryFamilyLoadsOneLinearPerSlot) {
         EXPECT_EQ(plan[k].out, lin.weight.size(0));
         EXPECT_EQ(plan[k].in, lin.weight.size(1));
         EXPECT_EQ(lin.bias.defined(), has_bias(l.slots[size_t(j)].bias, m.config)) << lin.name;
-        EXPECT_EQ(&b.linear(l.slots[size_t(j)].role), &lin);
+        const LinearSlot& sl = l.slots[size_t(j)];
+        const int at = sl.expert >= 0 ? l.expert_index(sl.expert, sl.role) : sl.shared ? l.shared_index(sl.role) : l.index(sl.role);
+        EXPECT_EQ(&b.slots[size_t(at)], &lin);
       }
       size_t grouped = 0;
       for (int g = 0; g < kTapPoints; ++g) grouped += b.group(TapPoint(g)).size();

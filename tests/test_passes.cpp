@@ -47,9 +47,11 @@ TEST(PassOptions, EveryTableIsConsistentAndResolvesIdempotently) {
 
 TEST(PassOptions, ResolvedFormsKeepTheirKeysAndValues) {
   EXPECT_EQ(resolve_options(find_pass("gptq"), json::object(), "t").dump(),
-            R"({"block_size":128,"damp":0.01,"group_params":"current","mse":false,"order":"natural","static_groups":false})");
+            R"({"block_size":128,"calibrate_all_experts":false,"damp":0.01,"group_params":"current",)"
+            R"("min_expert_tokens":16,"mse":false,"order":"natural","starved_fallback":"mean","static_groups":false})");
   EXPECT_EQ(resolve_options(find_pass("gptq"), {{"damp", 0}, {"block_size", 64.0}}, "t").dump(),
-            R"({"block_size":64,"damp":0.0,"group_params":"current","mse":false,"order":"natural","static_groups":false})");
+            R"({"block_size":64,"calibrate_all_experts":false,"damp":0.0,"group_params":"current",)"
+            R"("min_expert_tokens":16,"mse":false,"order":"natural","starved_fallback":"mean","static_groups":false})");
   EXPECT_EQ(resolve_options(find_pass("rtn"), json::object(), "t").dump(), R"({"mse":false})");
   // sliderquant: attn_abits follows abits unless given.
   json s = resolve_options(find_pass("sliderquant"), {{"abits", 4}}, "t");
@@ -73,7 +75,8 @@ TEST(PassOptions, ErrorsNameThePassTheKeyAndTheRange) {
   std::string e = error_of([&] { resolve_options(g, {{"dampp", 1}}, "r.json pipeline[0].options"); });
   EXPECT_TRUE(contains(e, "r.json pipeline[0].options: unknown key 'dampp'")) << e;
   EXPECT_TRUE(contains(e, "gptq")) << e;
-  EXPECT_TRUE(contains(e, "(known: damp, block_size, order, static_groups, group_params, mse)")) << e;
+  EXPECT_TRUE(contains(e, "(known: damp, block_size, order, static_groups, group_params, mse, min_expert_tokens, "
+                                 "calibrate_all_experts, starved_fallback)")) << e;
   e = error_of([&] { resolve_options(g, {{"mse", 1}}, "w"); });
   EXPECT_EQ(e, "w: key 'mse' must be of type bool (got 1)");
   e = error_of([&] { resolve_options(g, {{"block_size", true}}, "w"); });  // read as a 64-bit int: no bools

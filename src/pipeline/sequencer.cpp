@@ -271,7 +271,8 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
         for (int e = 0; e < E; ++e) {
           GroupInputs& in = groups[size_t(e)];
           in.tokens = seen[size_t(e)];
-          in.starved = !o.calibrate_all_experts && routed[size_t(e)] < o.min_expert_tokens;
+          // An expert without a routed token is starved whatever min_expert_tokens says (its H is 0).
+          in.starved = !o.calibrate_all_experts && routed[size_t(e)] < std::max<int64_t>(1, o.min_expert_tokens);
           if (in.starved || !o.hessians) continue;
           const at::Tensor he = acc[size_t(e)].H() * double(in.tokens);
           mean_h = mean_h.defined() ? mean_h + he : he;
