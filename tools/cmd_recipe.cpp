@@ -2,6 +2,7 @@
 // recipe; print per linear the format, the rule that chose it and the bits per weight (and,
 // when --model is a quantized output, what was written: e.g. the ratio pass's per-linear
 // high-precision channel counts and bits).
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <nlohmann/json.hpp>
@@ -63,12 +64,15 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
     const nlohmann::json o = nlohmann::json::parse(p.options_json);
     std::printf("pass %s:\n%s\n", p.name.c_str(), format_option_table(find_pass(p.name), &o).c_str());
   }
-  auto plan = plan_linears(r, load_any_config(a.model));
-  std::printf("%-24s %-14s %-10s %8s  %s\n", "linear", "shape", "format", "bits/w", "chosen by");
+  const ModelConfig cfg = load_any_config(a.model);
+  auto plan = plan_linears(r, cfg);
+  int nw = 24;  // the name column: as wide as the longest name (MoE expert linears are long)
+  for (const LinearPlan& p : plan) nw = std::max(nw, int(p.name.size()));
+  std::printf("%-*s %-14s %-10s %8s  %s\n", nw, "linear", "shape", "format", "bits/w", "chosen by");
   for (const LinearPlan& p : plan) {
     std::string shape = std::to_string(p.out) + "x" + std::to_string(p.in);
     double bpw = p.format ? bits_per_weight(*p.format, p.out, p.in, false) : 16.0;
-    std::printf("%-24s %-14s %-10s %8.3f  %s\n", p.name.c_str(), shape.c_str(),
+    std::printf("%-*s %-14s %-10s %8.3f  %s\n", nw, p.name.c_str(), shape.c_str(),
                 p.format ? p.format->name().c_str() : "fp16", bpw, p.rule.c_str());
   }
   std::printf("total: %zu linears, %.3f bits per weight over the block linears (scales and zeros counted)\n",
@@ -78,23 +82,23 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
     const nlohmann::json described = format->describe(a.model);
     // What the quantized output holds (mixed-precision linears: hi+lo formats, k/in channels).
     const nlohmann::json& linears = described["linears"];
-    std::printf("\nas written in %s:\n%-24s %-14s %-10s %8s  %s\n", a.model.c_str(), "linear", "format", "channels",
-                "bits/w", "k/in");
+    std::printf("\nas written in %s:\n%-*s %-14s %-10s %8s  %s\n", a.model.c_str(), nw, "linear", "format",
+                "channels", "bits/w", "k/in");
     for (const LinearPlan& p : plan) {
-      std::string hf = hf_tensor_name(p.name);  // NAME.weight
+      std::string hf = hf_tensor_name(p.name, cfg.family);  // NAME.weight
       hf = hf.substr(0, hf.size() - 7);
       if (!linears.contains(hf)) {
-        std::printf("%-24s %-14s\n", p.name.c_str(), "fp16");
+        std::printf("%-*s %-14s\n", nw, p.name.c_str(), "fp16");
         continue;
       }
       const nlohmann::json& e = linears[hf];
       if (e.contains("hi")) {
         const int64_t k = e.value("k", int64_t(0));
-        std::printf("%-24s %-14s %-10s %8.3f  %.4f\n", p.name.c_str(), e.value("format", std::string("?")).c_str(),
+        std::printf("%-*s %-14s %-10s %8.3f  %.4f\n", nw, p.name.c_str(), e.value("format", std::string("?")).c_str(),
                     (std::to_string(k) + "/" + std::to_string(p.in)).c_str(), e.value("bits_per_weight", 0.0),
                     double(k) / double(p.in));
       } else {
-        std::printf("%-24s %-14s %-10s %8.3f\n", p.name.c_str(), e.value("format", std::string("?")).c_str(), "-",
+        std::printf("%-*s %-14s %-10s %8.3f\n", nw, p.name.c_str(), e.value("format", std::string("?")).c_str(), "-",
                     e.value("bits_per_weight", 0.0));
       }
     }

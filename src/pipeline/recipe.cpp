@@ -126,7 +126,7 @@ std::vector<LinearPlan> plan_linears(const Recipe& r, const ModelConfig& c) {
       p.out = lay.out_features(j, c);
       p.in = lay.in_features(j, c);
       if (lay.slots[size_t(j)].quantize) p.format = r.format;  // routers and the like stay unquantized
-      p.rule = "default";
+      p.rule = lay.slots[size_t(j)].quantize ? "default" : "default: never quantized (a router or gate)";
       for (size_t i = 0; i < r.overrides.size(); ++i) {
         if (fnmatch(r.overrides[i].match.c_str(), p.name.c_str(), 0) == 0) {
           p.format = r.overrides[i].format;
