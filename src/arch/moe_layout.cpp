@@ -15,12 +15,6 @@ namespace sq {
 
 namespace {
 
-std::string with_expert(std::string pattern, int e) {
-  const size_t at = pattern.find("{e}");
-  if (at != std::string::npos) pattern.replace(at, 3, std::to_string(e));
-  return pattern;
-}
-
 BlockLayout build(const MoeNames& n, int experts) {
   const BlockLayout& dense = dense_layout();
   BlockLayout l;
@@ -50,9 +44,9 @@ BlockLayout build(const MoeNames& n, int experts) {
   }
   for (int e = 0; e < experts; ++e) {
     const std::string p = "mlp.experts." + std::to_string(e) + ".";
-    LinearSlot g{p + "gate", with_expert(n.expert_gate, e), Role::Gate, Dim::MoeInter, Dim::Hidden, TapPoint::GateUpIn};
-    LinearSlot u{p + "up", with_expert(n.expert_up, e), Role::Up, Dim::MoeInter, Dim::Hidden, TapPoint::GateUpIn};
-    LinearSlot d{p + "down", with_expert(n.expert_down, e), Role::Down, Dim::Hidden, Dim::MoeInter, TapPoint::DownIn};
+    LinearSlot g{p + "gate", expert_path(n.expert_gate, std::to_string(e)), Role::Gate, Dim::MoeInter, Dim::Hidden, TapPoint::GateUpIn};
+    LinearSlot u{p + "up", expert_path(n.expert_up, std::to_string(e)), Role::Up, Dim::MoeInter, Dim::Hidden, TapPoint::GateUpIn};
+    LinearSlot d{p + "down", expert_path(n.expert_down, std::to_string(e)), Role::Down, Dim::Hidden, Dim::MoeInter, TapPoint::DownIn};
     for (LinearSlot* s : {&g, &u, &d}) s->expert = e;
     l.slots.push_back(g);
     l.slots.push_back(u);

@@ -289,12 +289,12 @@ Model read(const std::string& path) {
     const std::string hf = hf_name_of(t.name, spec);
     SQ_CHECK(!hf.empty(), path << ": tensor " << t.name << " is not part of a " << a << " model this version reads");
     at::Tensor w = f->dequantize(t.name);
-    if (const size_t at_e = hf.find("{e}"); at_e != std::string::npos) {  // stacked experts [E, rows, cols]
+    if (hf.find("{e}") != std::string::npos) {  // stacked experts [E, rows, cols]
       SQ_CHECK(w.dim() == 3 && w.size(0) == c.num_experts,
                path << ": tensor " << t.name << " has shape " << shape_str(w.sizes()) << ", expected "
                     << c.num_experts << " stacked experts (" << a << ".expert_count)");
       for (int64_t e = 0; e < c.num_experts; ++e)
-        tensors.emplace_back(hf.substr(0, at_e) + std::to_string(e) + hf.substr(at_e + 3), w[e].contiguous());
+        tensors.emplace_back(expert_path(hf, std::to_string(e)), w[e].contiguous());
       continue;
     }
     if (w.dim() == 1 && hf.find("shared_expert_gate") != std::string::npos) w = w.reshape({1, w.size(0)});

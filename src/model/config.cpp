@@ -197,12 +197,6 @@ std::string model_config_json(const ModelConfig& c) {
 
 namespace {
 
-std::string with_expert(std::string pattern, const std::string& e) {
-  const size_t at = pattern.find("{e}");
-  if (at != std::string::npos) pattern.replace(at, 3, e);
-  return pattern;
-}
-
 // The HF module path of MoE slot REST ("mlp.router", "mlp.experts.3.up", "mlp.shared.down", ...)
 // in spelling N, or "" when REST is not a MoE slot.
 std::string moe_module(const MoeNames& n, const std::string& rest) {
@@ -221,9 +215,9 @@ std::string moe_module(const MoeNames& n, const std::string& rest) {
   for (char ch : e)
     if (ch < '0' || ch > '9') return "";
   const std::string r = rest.substr(dot + 1);
-  if (r == "gate") return with_expert(n.expert_gate, e);
-  if (r == "up") return with_expert(n.expert_up, e);
-  if (r == "down") return with_expert(n.expert_down, e);
+  if (r == "gate") return expert_path(n.expert_gate, e);
+  if (r == "up") return expert_path(n.expert_up, e);
+  if (r == "down") return expert_path(n.expert_down, e);
   return "";
 }
 

@@ -11,6 +11,12 @@ const char* tap_name(TapPoint p) {
   return names[int(p)];
 }
 
+std::string expert_path(std::string pattern, const std::string& e) {
+  const size_t at = pattern.find("{e}");
+  if (at != std::string::npos) pattern.replace(at, 3, e);
+  return pattern;
+}
+
 int64_t dim_size(Dim d, const ModelConfig& c) {
   switch (d) {
     case Dim::Hidden: return c.hidden_size;

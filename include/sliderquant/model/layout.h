@@ -106,6 +106,9 @@ struct MoeNames {
   std::string expert_gate, expert_up, expert_down;  // "mlp.experts.{e}.gate_proj", ...
   std::string shared_gate, shared_up, shared_down, shared_expert_gate;  // empty: no shared expert
 };
+// PATTERN (a MoeNames path) with its "{e}" replaced by expert E; PATTERN itself when it has none.
+std::string expert_path(std::string pattern, const std::string& e);
+
 // The block layout of a MoE layer with EXPERTS routed experts (attention as dense_layout, then
 // router, experts 0..E-1 and the shared expert when NAMES has one). Built once per
 // (names, experts) and kept for the program's life.
