@@ -17,6 +17,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/fs.h"
+#include "sliderquant/core/interrupt.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/arch.h"
@@ -273,6 +274,43 @@ TEST(CliReliability, ResumeOnlyFromTheSameInputs) {
   EXPECT_NE(damaged.out.find("the checkpoint " + d + "/q.work/state.json is damaged"), std::string::npos)
       << damaged.out;
   EXPECT_TRUE(path_exists(d + "/q.work"));  // kept: the user decides
+}
+
+// A scheduler's warning signal (Slurm's --signal=B:USR1@120, a preemption's SIGTERM): the run
+// stops at the next checkpoint with exit code 75 and the same command resumes it to the same
+// tensors as an uninterrupted run. The signal is a real SIGUSR1, raised by the test hook at the
+// 2nd checkpoint so the test cannot race the run.
+TEST(CliReliability, ASignalStopsAtACheckpointAndTheSameCommandResumesToTheSameModel) {
+  const std::string d = fresh_path("preempt", true);
+  auto cmd = [&](const std::string& out) {
+    return "quantize " + kStoriesModel + " --recipe gptq-w4g128 --calib " + kWikiText +
+           " --samples 2 --seqlen 64 --out '" + d + "/" + out + "'";
+  };
+  CliResult full = run_cli(cmd("full"));
+  ASSERT_EQ(full.code, 0) << full.out;
+  CliResult stopped = run_cli(cmd("q"), "SQ_TEST_SIGNAL_AT_CHECKPOINT=2");
+  EXPECT_EQ(stopped.code, kPreemptedExitCode) << stopped.out;
+  EXPECT_NE(stopped.out.find("SIGUSR1 received: stopping at the next checkpoint"), std::string::npos) << stopped.out;
+  EXPECT_NE(stopped.out.find("preempted: stopped by SIGUSR1 after block 2 of 5; the checkpoint is in " + d +
+                             "/q.work: run the same command again to resume"),
+            std::string::npos)
+      << stopped.out;
+  EXPECT_FALSE(path_exists(d + "/q"));  // nothing at the final path
+  auto st = nlohmann::json::parse(read_file(d + "/q.work/state.json"));
+  EXPECT_EQ(st["blocks_done"], 2);
+  CliResult resumed = run_cli(cmd("q"));
+  ASSERT_EQ(resumed.code, 0) << resumed.out;
+  EXPECT_NE(resumed.out.find("resuming from " + d + "/q.work: 2 block(s) already quantized"), std::string::npos)
+      << resumed.out;
+  EXPECT_EQ(sha256_file(d + "/q/model.safetensors"), sha256_file(d + "/full/model.safetensors"));
+  EXPECT_FALSE(path_exists(d + "/q.work"));
+  // A learned pass stops after a window stage the same way.
+  const std::string sq = "quantize " + kStoriesModel + " --recipe test/stories-sliderquant-w2 --calib " + kWikiText +
+                         " --samples 4 --seqlen 32 --out '" + d + "/w'";
+  CliResult wstop = run_cli(sq, "SQ_TEST_SIGNAL_AT_CHECKPOINT=1");
+  EXPECT_EQ(wstop.code, kPreemptedExitCode) << wstop.out;
+  EXPECT_NE(wstop.out.find("window stage 1 of"), std::string::npos) << wstop.out;
+  EXPECT_TRUE(path_exists(d + "/w.work/windows.json"));
 }
 
 TEST(CliReliability, OptionErrorsAreReadableAndExitCodesFollowTheReadme) {

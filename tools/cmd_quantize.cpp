@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/fs.h"
+#include "sliderquant/core/interrupt.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/progress.h"
 #include "sliderquant/core/torch_compat.h"
@@ -106,6 +107,9 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     return 0;
   }
 
+  // From here on SIGTERM / SIGUSR1 (a scheduler's warning) stop the run at the next checkpoint
+  // with exit code 75, so the same command resumes it.
+  install_stop_signals();
   // One run per output at a time: an advisory lock in the work directory, held to the end.
   remove_stale_temps(a.out);
   if (!is_directory(work_dir))

@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/interrupt.h"
 #include "sliderquant/core/torch_compat.h"
 #include "sliderquant/model/arch.h"
 #include "sliderquant/model/synthetic.h"
@@ -269,6 +270,9 @@ int main(int argc, char** argv) {
     if (*exportc) return cli::cmd_export(ex, common);
     if (*recipe) return cli::cmd_recipe(ra, common);
     if (*list) return cli::cmd_list(la, common);
+  } catch (const Preempted& e) {
+    std::fprintf(stderr, "preempted: %s\n", e.what());
+    return kPreemptedExitCode;
   } catch (const UsageError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/interrupt.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/progress.h"
 #include "sliderquant/core/torch_compat.h"
@@ -387,6 +388,7 @@ void run_block_sequential(Session& s, const SequencerOptions& o,
     s.seconds["stream forwards"] += since(ta);
     if (i >= work.blocks_done) save_block(s, work, i, done);
     bar.update(i + 1);
+    stop_point("block " + std::to_string(i + 1) + " of " + std::to_string(c.num_layers), s.work_dir);
   }
   bar.finish();
 }

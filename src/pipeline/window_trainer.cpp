@@ -13,6 +13,7 @@
 #include <sstream>
 
 #include "sliderquant/core/error.h"
+#include "sliderquant/core/interrupt.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/progress.h"
 #include "sliderquant/core/torch_compat.h"
@@ -275,6 +276,7 @@ std::vector<WindowLog> train_windows(Session& s, WindowStudent& student, const W
     ++unit;
     save_state(prog, student, unit);
     bar.update(unit);
+    stop_point(o.label + " window stage " + std::to_string(unit) + " of " + std::to_string(S * K), s.work_dir);
     // Test hook: simulate a killed run after N trained window stages ("N", or "LABEL:N" for
     // the training run of that label only).
     if (const char* env = std::getenv("SQ_TEST_STOP_AFTER_WINDOWS")) {

@@ -5,6 +5,7 @@
 
 #include "../moe.h"
 #include "adaptive.h"
+#include "sliderquant/core/interrupt.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/util.h"
 #include "sliderquant/io/safetensors.h"
@@ -74,6 +75,7 @@ void run(Session& s, const nlohmann::json& json) {
       student.searching = false;
       found = student.searched();
       save_search(s, student, found);
+      stop_point("the transform search", s.work_dir);
     }
     int agree = 0, total = 0;
     for (size_t l = 0; l < found.size(); ++l)
