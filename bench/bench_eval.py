@@ -43,6 +43,14 @@ def log(msg):
     print(msg, flush=True)
 
 
+def device_arg(text):
+    """argparse type for --device: cpu, cuda or cuda:N (as sliderquant's own --device)."""
+    import re
+    if not re.fullmatch(r"cpu|cuda(:[0-9]+)?", text):
+        raise argparse.ArgumentTypeError("expected cpu, cuda or cuda:N, got %r" % text)
+    return text
+
+
 def now_iso():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -152,7 +160,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "sliderquant"))
     ap.add_argument("--data-dir", default=os.path.join(REPO, "..", "shared", "data"))
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--preset", default=None,
                     help="comma list of synth presets and/or 'stories260K' "
                          "(default: cpu 'stories260K,tiny', cuda 'llama2-7b')")
@@ -175,7 +183,7 @@ def main():
                     help="stop starting new rows after this many seconds (0 = no limit)")
     args = ap.parse_args()
 
-    cuda = args.device == "cuda"
+    cuda = args.device.startswith("cuda")
     args.preset = args.preset or ("llama2-7b" if cuda else "stories260K,tiny")
     args.dtypes = args.dtypes or ("bfloat16,float16,float32" if cuda else "float32,bfloat16")
     args.seqlen = args.seqlen or (2048 if cuda else 256)

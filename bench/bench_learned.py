@@ -74,7 +74,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=os.path.join(be.REPO, "build", "sliderquant"))
     ap.add_argument("--data-dir", default=os.path.join(be.REPO, "..", "shared", "data"))
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--device", type=be.device_arg, default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--preset", default=None, help="default: cpu stories260K, cuda llama2-7b")
     ap.add_argument("--suites", default="ratio,adaptive", help="ratio, adaptive, step")
     ap.add_argument("--step-seqlen", type=int, default=None)
@@ -89,7 +89,7 @@ def main():
     ap.add_argument("--out", default=None)
     ap.add_argument("--budget-s", type=float, default=0)
     args = ap.parse_args()
-    cuda = args.device == "cuda"
+    cuda = args.device.startswith("cuda")
     args.preset = args.preset or ("llama2-7b" if cuda else "stories260K")
     args.synth_dtype = args.synth_dtype or ("bfloat16" if cuda else "float32")
     if cuda and args.samples is None:

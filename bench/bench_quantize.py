@@ -187,7 +187,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "sliderquant"))
     ap.add_argument("--data-dir", default=os.path.join(REPO, "..", "shared", "data"))
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--device", type=be.device_arg, default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--preset", default=None,
                     help="comma list of synth presets and/or 'stories260K' "
                          "(default: cpu 'stories260K,tiny', cuda 'llama2-7b')")
@@ -219,7 +219,7 @@ def main():
                          "it (0 = no limit)")
     args = ap.parse_args()
 
-    cuda = args.device == "cuda"
+    cuda = args.device.startswith("cuda")
     args.preset = args.preset or ("llama2-7b" if cuda else "stories260K,tiny")
     args.seqlen = args.seqlen or (2048 if cuda else 512)
     args.synth_dtype = args.synth_dtype or ("bfloat16" if cuda else "float32")

@@ -64,7 +64,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bin", default=os.path.join(REPO, "build", "sliderquant"))
     ap.add_argument("--data-dir", default=os.path.join(REPO, "..", "shared", "data"))
-    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--device", type=be.device_arg, default="cpu", help="cpu, cuda or cuda:N")
     ap.add_argument("--preset", default=None, help="synth preset or stories260K (default: cpu stories260K, "
                                                     "cuda llama2-7b)")
     ap.add_argument("--settings", default="w2a16,w4a4", help="comma list of sliderquant-<setting> recipes")
@@ -84,7 +84,7 @@ def main():
     ap.add_argument("--budget-s", type=float, default=0, help="stop starting rows after this many seconds")
     args = ap.parse_args()
 
-    cuda = args.device == "cuda"
+    cuda = args.device.startswith("cuda")
     args.preset = args.preset or ("llama2-7b" if cuda else "stories260K")
     args.samples = args.samples or (12 if cuda else 32)
     args.seqlen = args.seqlen or (2048 if cuda else 256)

@@ -44,4 +44,40 @@ else()
     target_compile_definitions(sq_torch INTERFACE _GLIBCXX_USE_CXX11_ABI=0)
   endif()
 endif()
+# A PyPI wheel's libtorch_cuda.so finds NCCL, cuDNN, cuBLAS... in the sibling nvidia/*/lib
+# wheels through its own $ORIGIN rpath at run time; the linker does not follow $ORIGIN, and
+# would otherwise resolve libnccl.so.2 from the CUDA toolkit (an older NCCL: undefined
+# ncclCommGrow... at link time). Point it at the wheels' copies.
+if(TORCH_INSTALL_PREFIX)
+  set(_sq_torch_libdir "${TORCH_INSTALL_PREFIX}/lib")
+elseif(SQ_TORCH_ROOT)
+  set(_sq_torch_libdir "${SQ_TORCH_ROOT}/lib")
+endif()
+if(_sq_torch_libdir)
+  file(GLOB _sq_nvidia_libdirs LIST_DIRECTORIES true "${_sq_torch_libdir}/../../nvidia/*/lib")
+  foreach(_d IN LISTS _sq_nvidia_libdirs)
+    get_filename_component(_d "${_d}" REALPATH)
+    target_link_options(sq_torch INTERFACE "LINKER:-rpath-link,${_d}")
+  endforeach()
+endif()
 add_library(sq::torch ALIAS sq_torch)
+
+# The language standard follows the libtorch headers: Debian's 1.13 builds as C++17; PyTorch
+# wheels from 2.10 on refuse anything before C++20 (ATen/ATen.h: "C++20 or later ... is
+# required"). The sources compile as either.
+get_target_property(_sq_torch_inc sq_torch INTERFACE_INCLUDE_DIRECTORIES)
+set(_sq_aten_h "")
+foreach(_d IN LISTS _sq_torch_inc TORCH_INCLUDE_DIRS)
+  if(NOT _sq_aten_h AND EXISTS "${_d}/ATen/ATen.h")
+    set(_sq_aten_h "${_d}/ATen/ATen.h")
+  endif()
+endforeach()
+if(_sq_aten_h)
+  file(STRINGS "${_sq_aten_h}" _sq_cxx20 REGEX "__cplusplus < 202002L")
+  if(_sq_cxx20)
+    set(CMAKE_CXX_STANDARD 20)
+    message(STATUS "sliderquant: ${_sq_aten_h} requires C++20: building as C++20")
+  endif()
+else()
+  message(STATUS "sliderquant: ATen/ATen.h not found in the torch include directories; keeping C++${CMAKE_CXX_STANDARD}")
+endif()

@@ -8,6 +8,7 @@
 // resuming without a second search, GPTQ weights after the transforms. Also the search's
 // mixed transform (value and exact choice gradient) and learned activation clipping.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <nlohmann/json.hpp>

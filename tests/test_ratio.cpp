@@ -3,6 +3,7 @@
 // work-directory artifacts (channel scores reused, the chosen ratios), an infeasible budget
 // stating the feasible range, and the perplexity ladder against GPTQ and SliderQuant at 2
 // bits and against a fixed ratio at the same budget.
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <cstdio>

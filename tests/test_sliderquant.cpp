@@ -8,6 +8,7 @@
 // (activation quantization recorded) reloads to the same perplexity, and a killed run
 // resumes to a bit-identical result.
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>

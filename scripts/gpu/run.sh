@@ -169,7 +169,7 @@ phase_env() {
 configure_once() {
   local mode=$1 spm=$2 log=$AUX/configure-$1-$2.log
   local args=(-S "$ROOT" -B "$BUILD" -G "$GEN"
-    -DCMAKE_PREFIX_PATH="$TORCH_CMAKE;$PREFIX"
+    -DCMAKE_PREFIX_PATH="${TORCH_ROOT:+$TORCH_ROOT;}$TORCH_CMAKE;$PREFIX"
     -DSQ_GTEST_SOURCE_DIR="$PREFIX/src/googletest"
     -DSQ_WITH_SENTENCEPIECE="$spm")
   [[ -n $PKGCONF ]] && args+=(-DPKG_CONFIG_EXECUTABLE="$PKGCONF")

@@ -77,6 +77,12 @@ int64_t cuda_total_bytes() {
 #endif
 }
 
+#ifdef SQ_HAVE_CUDA_LIBS
+constexpr bool kCudaBuild = true;  // linked against libtorch_cuda / c10_cuda
+#else
+constexpr bool kCudaBuild = false;
+#endif
+
 c10::Device resolve_device(const std::string& name) {
   if (name == "auto") return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (name == "cpu") return c10::Device(c10::kCPU);
@@ -84,13 +90,22 @@ c10::Device resolve_device(const std::string& name) {
     c10::Device d(c10::kCUDA, 0);
     try {
       d = c10::Device(name);
+      if (!d.has_index()) d = c10::Device(c10::kCUDA, 0);  // "cuda" is cuda:0
     } catch (const std::exception&) {
       throw UsageError("unknown device '" + name + "' (use auto, cpu, cuda or cuda:N)");
     }
-    SQ_CHECK(cuda_available(), "--device " << name << " asked for CUDA, but this build of "
-                               "libtorch (" << torch_version_string() << ") sees no CUDA device");
+    SQ_CHECK(cuda_available(), "--device " << name << " asked for CUDA, but this build's libtorch ("
+                                   << torch_version_string() << ") "
+                                   << (kCudaBuild ? "sees no CUDA device (no GPU or no driver here)"
+                                                  : "is built without CUDA (see README: the CUDA build)"));
     SQ_CHECK(d.index() < int(torch::cuda::device_count()),
-             "--device " << name << ": only " << torch::cuda::device_count() << " CUDA device(s)");
+             "--device " << name << ": only " << torch::cuda::device_count()
+                            << " CUDA device(s) visible (CUDA_VISIBLE_DEVICES renumbers them from 0)");
+#if SQ_CUDA_STATS
+    // The chosen device becomes the current one: synchronisation, the peak-memory counters and
+    // any allocation without an explicit index then follow --device cuda:N.
+    c10::cuda::set_device(static_cast<c10::DeviceIndex>(d.index()));
+#endif
     return d;
   }
   throw UsageError("unknown device '" + name + "' (use auto, cpu, cuda or cuda:N)");

@@ -14,6 +14,7 @@
 // and sub-block width (block_linears.h lwc_format), and the final rounding of the merged
 // weight is ggml's own search onto the grid (the learned clipping is not applied there).
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <algorithm>
 #include <array>

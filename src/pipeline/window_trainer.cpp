@@ -2,6 +2,7 @@
 #include "sliderquant/pipeline/window_trainer.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 #include <sys/stat.h>
 
 #include <chrono>

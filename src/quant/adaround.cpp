@@ -2,6 +2,7 @@
 #include "sliderquant/quant/adaround.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/quant/rtn.h"

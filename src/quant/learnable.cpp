@@ -2,6 +2,7 @@
 #include "sliderquant/quant/learnable.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <cmath>
 

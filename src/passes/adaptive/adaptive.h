@@ -30,6 +30,7 @@
 // kurtosis selector or the searched choice, then block-wise training).
 #pragma once
 #include <ATen/ATen.h>
+#include <ATen/core/grad_mode.h>
 
 #include <array>
 #include <map>

@@ -4,6 +4,8 @@
 #include <optional>
 #include <set>
 
+#include <ATen/core/grad_mode.h>
+
 #include "ratio.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/pipeline/window_trainer.h"

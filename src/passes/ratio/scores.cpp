@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include <ATen/core/grad_mode.h>
+
 #include "ratio.h"
 #include "sliderquant/core/log.h"
 #include "sliderquant/core/util.h"
