@@ -163,6 +163,8 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     cuda_reset_peak();
     run_passes(s);
 
+    report["model"] = model_dir;
+    report["architecture"] = cfg.architecture;
     report["recipe"] = nlohmann::json::parse(recipe.resolved_json());
     report["device"] = dev.str();
     report["calibration_dtype"] = dtype_name(dtype);

@@ -127,6 +127,15 @@ struct ListArgs {
 };
 int cmd_list(const ListArgs& a, const CommonArgs& c);
 
+struct ReportArgs {
+  std::string results;  // the results folder (walked recursively)
+  std::string out;      // .html, .md or .csv ("-" = stdout)
+  std::string format;   // html | md | csv ("" = from --out's extension)
+  std::string series = "recipe";  // plot series: recipe | method
+  std::string title;
+};
+int cmd_report(const ReportArgs& a, const CommonArgs& c);
+
 // A recipe argument: an existing path, or NAME / NAME.json under the bundled configs/.
 std::string resolve_recipe_path(const std::string& arg);
 std::string default_model_dir();

@@ -247,6 +247,25 @@ int main(int argc, char** argv) {
   list->add_flag("--test", la.test, "recipes: also the small-model recipes in configs/test/ (named test/NAME)");
   add_common(list);
 
+  // ---- report
+  cli::ReportArgs rp;
+  CLI::App* reportc = app.add_subcommand(
+      "report", "one table of every run under a results folder (quantize --json, eval --json and sweep "
+                "result.json files, or any hand-made folder of them) and perplexity-vs-bits plots, as a "
+                "self-contained HTML page (inline SVG), Markdown or CSV");
+  reportc->add_option("results", rp.results, "results folder, walked recursively: every folder holding reports is "
+                                             "one run (sweep layout: <model>__<recipe>__s<seed>/{quantize,eval,"
+                                             "result}.json)")->required();
+  reportc->add_option("--out", rp.out, "output file, written atomically: .html, .md or .csv (- = stdout, Markdown "
+                                       "unless --format)")->required();
+  reportc->add_option("--format", rp.format, "html, md or csv (default: from the extension of --out)")
+      ->check(CLI::IsMember({"html", "md", "csv"}));
+  reportc->add_option("--series", rp.series, "plot series: recipe (one per recipe) or method (the recipe name "
+                                             "without its bit-width tokens, e.g. gptq-w4g128 -> gptq)")
+      ->capture_default_str()->check(CLI::IsMember({"recipe", "method"}));
+  reportc->add_option("--title", rp.title, "page title (default: sliderquant report)");
+  add_common(reportc);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -270,6 +289,7 @@ int main(int argc, char** argv) {
     if (*exportc) return cli::cmd_export(ex, common);
     if (*recipe) return cli::cmd_recipe(ra, common);
     if (*list) return cli::cmd_list(la, common);
+    if (*reportc) return cli::cmd_report(rp, common);
   } catch (const Preempted& e) {
     std::fprintf(stderr, "preempted: %s\n", e.what());
     return kPreemptedExitCode;
