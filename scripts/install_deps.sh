@@ -12,7 +12,10 @@ $SUDO apt-get install -y -q --no-install-recommends \
   libtorch-dev libopenblas0-openmp \
   libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev \
   libpcre2-dev libutf8proc-dev libbz2-dev \
-  python3 python3-venv
+  python3 python3-venv \
+  slurmctld slurmd slurm-client munge chromium
+# slurmctld/slurmd/slurm-client + munge: scripts/slurm (sweeps) and tests/slurm, which start a
+# private Slurm on localhost; chromium (headless): the sweep report's screenshot check.
 
 # The Python of tests and benchmarks (gguf-py, llama-cpp-python), in .venv.
 bash "$(dirname "$0")/install_python.sh"

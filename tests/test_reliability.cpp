@@ -313,6 +313,28 @@ TEST(CliReliability, ASignalStopsAtACheckpointAndTheSameCommandResumesToTheSameM
   EXPECT_TRUE(path_exists(d + "/w.work/windows.json"));
 }
 
+// --device: a malformed name is a usage error; a CUDA device this build or machine cannot give
+// is one line saying which of the two it is (the CUDA build check runs the same on the CPU).
+TEST(CliReliability, DeviceErrorsSayWhatIsMissing) {
+  const std::string ev = "eval " + kStoriesModel + " --ppl " + kWikiText + " --max-windows 1 --device ";
+  CliResult bad = run_cli(ev + "gpu0");
+  EXPECT_EQ(bad.code, 2) << bad.out;
+  EXPECT_NE(bad.out.find("unknown device 'gpu0' (use auto, cpu, cuda or cuda:N)"), std::string::npos) << bad.out;
+  CliResult far = run_cli(ev + "cuda:63");
+  EXPECT_EQ(far.code, 1) << far.out;
+#ifdef SQ_HAVE_CUDA_LIBS
+  const bool gpu = std::system("nvidia-smi -L >/dev/null 2>&1") == 0;
+  const std::string why = gpu ? "CUDA device(s) visible (CUDA_VISIBLE_DEVICES renumbers them from 0)"
+                              : "sees no CUDA device (no GPU or no driver here)";
+#else
+  const std::string why = "is built without CUDA (see README: the CUDA build)";
+#endif
+  EXPECT_NE(far.out.find("error: --device cuda:63 "), std::string::npos) << far.out;
+  EXPECT_NE(far.out.find(why), std::string::npos) << far.out;
+  CliResult cpu = run_cli(ev + "cpu");
+  EXPECT_EQ(cpu.code, 0) << cpu.out;
+}
+
 TEST(CliReliability, OptionErrorsAreReadableAndExitCodesFollowTheReadme) {
   struct Case {
     std::string args;
