@@ -14,6 +14,7 @@
 
 #include "sliderquant/core/error.h"
 #include "sliderquant/eval/report.h"
+#include "test_util.h"
 
 namespace fs = std::filesystem;
 using namespace sq::report;
@@ -64,20 +65,8 @@ void write(const fs::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }
 
-struct Cli {
-  int code;
-  std::string out;
-};
-// ARGS are single-quoted by the caller where needed (the test paths hold no quote).
-Cli run_cli(const std::string& args) {
-  FILE* p = popen((std::string(SQ_CLI_PATH) + " " + args + " 2>&1").c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) out.append(buf.data(), n);
-  int st = pclose(p);
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
+using Cli = sq::testing::CliResult;
+using sq::testing::run_cli;  // ARGS are single-quoted by the caller where needed
 
 std::string slurp(const fs::path& p) {
   std::ifstream f(p);
