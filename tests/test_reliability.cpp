@@ -403,6 +403,80 @@ TEST(RecipeErrors, NameFileKeyAndExpectedType) {
             "r.json pipeline[0].options: key 'damp' must be of type number (got \"x\")");
 }
 
+// recipe check (and quantize, before any work) catch what would otherwise fail or be wasted
+// after calibrating: passes in an order that cannot work or whose codes a later pass replaces,
+// and a ratio budget the model cannot reach.
+TEST(RecipeErrors, PassOrderAndRatioBudgetsAreCheckedBeforeAnyWork) {
+  const std::string d = fresh_path("recipe_checks", true);
+  auto recipe = [&](const std::string& name, const std::string& pipeline) {
+    const std::string path = d + "/" + name + ".json";
+    write_file_atomic(path, R"({"name": ")" + name + R"(", "format": "w2", "calibration": {"dataset": "c4-2k",
+      "samples": 4, "seqlen": 64}, "pipeline": )" + pipeline + "}");
+    return path;
+  };
+  const std::string m = " --model " + kStoriesModel;
+  const std::string ratio = R"({"pass": "ratio", "options": {"score": "hessian", "quantizer": "rtn", "target_bits": )";
+  struct Case {
+    std::string name, pipeline;
+    int code;
+    std::string says;
+  };
+  const std::vector<Case> cases = {
+      {"twice", R"([{"pass": "rtn"}, {"pass": "gptq"}])", 1,
+       "pipeline[0] (rtn) is discarded: " + d + "/twice.json pipeline[1] (gptq) quantizes the same linears again "
+       "from their full-precision weights; remove rtn from the pipeline"},
+      {"late_ratio", R"([{"pass": "gptq"}, )" + ratio + "2.6}}]", 1,
+       "pipeline[1] (ratio) needs linears no pass has quantized yet, but " + d +
+           "/late_ratio.json pipeline[0] (gptq) quantizes them first: put ratio first"},
+      {"replaced", R"([{"pass": "adaptive", "options": {"epochs": 1, "search_epochs": 1, "weights": "rtn"}},
+                      {"pass": "gptq"}])", 0,
+       "warning      " + d + "/replaced.json pipeline[0] (adaptive): its weight codes are replaced by " + d +
+           "/replaced.json pipeline[1] (gptq)'s; only its other effects"},
+      {"no_codes", R"([{"pass": "adaptive", "options": {"epochs": 1, "search_epochs": 1, "weights": "none"}}])", 0,
+       "no pass writes weight codes, so the weights stay in full precision"},
+      {"too_low", "[" + ratio + "1.0}}]", 1,
+       "pipeline[0] (ratio): target_bits 1 is below the cheapest assignment of the ratios; feasible budgets are ["},
+      {"unbound", "[" + ratio + "8.0}}]", 0, "does not bind: every linear can take its largest ratio"},
+      {"fine", "[" + ratio + "2.7}}]", 0, "bits per weight"},
+  };
+  for (const Case& c : cases) {
+    const std::string path = recipe(c.name, c.pipeline);
+    CliResult r = run_cli("recipe check " + path + m);
+    EXPECT_EQ(r.code, c.code) << c.name << "\n" << r.out;
+    EXPECT_NE(r.out.find(c.says), std::string::npos) << c.name << "\n" << r.out;
+    if (c.name == "fine") EXPECT_EQ(r.out.find("warning"), std::string::npos) << r.out;
+    if (c.code == 0) continue;
+    // quantize stops at the same check, before calibrating: nothing written.
+    CliResult q = run_cli("quantize " + kStoriesModel + " --recipe " + path + " --calib " + kWikiText +
+                          " --out '" + d + "/out_" + c.name + "'");
+    EXPECT_EQ(q.code, 1) << q.out;
+    EXPECT_NE(q.out.find(c.says), std::string::npos) << q.out;
+    EXPECT_EQ(q.out.find("calibration:"), std::string::npos) << q.out;
+    EXPECT_FALSE(path_exists(d + "/out_" + c.name));
+    EXPECT_FALSE(path_exists(d + "/out_" + c.name + ".work"));
+  }
+  // Without a model the order checks still run.
+  CliResult r = run_cli("recipe check " + d + "/twice.json");
+  EXPECT_EQ(r.code, 1) << r.out;
+  EXPECT_NE(r.out.find("(rtn) is discarded"), std::string::npos) << r.out;
+}
+
+// --ppl and --eval take comma-separated lists; a text file whose name holds commas is taken
+// whole when it exists.
+TEST(CliReliability, ATextFileWithCommasInItsNameIsOneDataset) {
+  const std::string d = fresh_path("comma_paths", true);
+  const std::string text = d + "/wiki,head,v2.txt";
+  write_file_atomic(text, read_file(kWikiText));
+  CliResult one = run_cli("eval " + kStoriesModel + " --ppl '" + text + "' --max-windows 1");
+  EXPECT_EQ(one.code, 0) << one.out;
+  EXPECT_NE(one.out.find("wiki,head,v2.txt"), std::string::npos) << one.out;
+  EXPECT_EQ(one.out.find("unknown dataset"), std::string::npos) << one.out;
+  CliResult two = run_cli("eval " + kStoriesModel + " --ppl '" + kWikiText + "," + text + "' --max-windows 1");
+  EXPECT_EQ(two.code, 0) << two.out;
+  EXPECT_NE(two.out.find("wikitext2_head.txt"), std::string::npos) << two.out;
+  EXPECT_NE(two.out.find("wiki,head,v2.txt"), std::string::npos) << two.out;
+}
+
 // Inputs the fuzzers (fuzz/, bench/fuzz.sh) found to reach undefined behaviour or a huge
 // allocation, kept as regressions: each is now one Error naming what is wrong.
 TEST(FuzzFindings, EachIsAnErrorNamingWhatIsWrong) {

@@ -7,6 +7,7 @@
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/fs.h"
 #include "sliderquant/core/log.h"
+#include "sliderquant/core/util.h"
 #include "sliderquant/pipeline/recipe.h"
 
 namespace sq::cli {
@@ -21,6 +22,25 @@ std::vector<std::string> split_commas(const std::string& s) {
       out.push_back(item);
       item.clear();
     }
+  }
+  return out;
+}
+
+std::vector<std::string> split_dataset_list(const std::string& s) {
+  const std::vector<std::string> parts = split_commas(s);
+  std::vector<std::string> out;
+  for (size_t i = 0; i < parts.size();) {
+    // The longest run of items from i that, joined by commas again, names an existing file.
+    size_t take = 1;
+    std::string joined = parts[i];
+    for (size_t j = i + 1; j < parts.size(); ++j) {
+      joined += "," + parts[j];
+      if (path_exists(joined) && !is_directory(joined)) take = j - i + 1;
+    }
+    std::string item = parts[i];
+    for (size_t j = i + 1; j < i + take; ++j) item += "," + parts[j];
+    out.push_back(item);
+    i += take;
   }
   return out;
 }

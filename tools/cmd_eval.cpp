@@ -161,7 +161,7 @@ void run_zeroshot(const EvalArgs& a, const std::vector<TaskData>& tasks, Runner&
 
 int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
   apply_common(common);
-  std::vector<std::string> sets = split_commas(a.ppl);
+  std::vector<std::string> sets = split_dataset_list(a.ppl);
   std::vector<std::string> task_names;
   if (!a.tasks.empty()) task_names = parse_task_list(a.tasks);
   if (sets.empty() && task_names.empty() && a.kld_base.empty())

@@ -26,6 +26,7 @@
 #include "sliderquant/data/tokenizer.h"
 #include "sliderquant/eval/perplexity.h"
 #include "sliderquant/formats/model_format.h"
+#include "sliderquant/pipeline/pass.h"
 #include "sliderquant/pipeline/session.h"
 
 namespace sq::cli {
@@ -84,6 +85,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   recipe.calibration.seqlen = std::min(recipe.calibration.seqlen, cfg.max_position_embeddings);
   std::vector<LinearPlan> plan = plan_linears(recipe, cfg);  // formats must fit before any work
   warn_unmatched_overrides(recipe, plan);
+  for (const std::string& w : check_recipe_passes(recipe, plan)) SQ_INFO("warning: " << w);  // errors throw here
   if (std::string(out_format.name) == "gptq") {
     std::map<std::string, int> why_not;  // formats vLLM's Marlin kernel cannot serve
     for (const LinearPlan& p : plan)
@@ -128,7 +130,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
   };
   try {
     std::vector<TextDataset> eval_sets;  // resolved before the long work so a typo fails at once
-    for (const std::string& name : split_commas(a.eval)) eval_sets.push_back(load_text_dataset(name, a.data_dir));
+    for (const std::string& name : split_dataset_list(a.eval)) eval_sets.push_back(load_text_dataset(name, a.data_dir));
     Model model = load_any_model(model_dir);
     auto tok = load_tokenizer(model_dir);
 

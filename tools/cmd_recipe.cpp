@@ -42,6 +42,7 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
       plan = plan_linears(r, load_any_config(a.model));  // fails before "ok"
       unmatched = warn_unmatched_overrides(r, plan);
     }
+    const std::vector<std::string> warnings = check_recipe_passes(r, plan);  // so do the passes' checks
     std::printf("%s: ok\n", r.path.c_str());
     std::printf("  name         %s\n", r.name.c_str());
     std::printf("  format       %s (overrides: %zu)\n", r.format.name().c_str(), r.overrides.size());
@@ -57,6 +58,7 @@ int cmd_recipe(const RecipeArgs& a, const CommonArgs& common) {
                   planned_bits_per_weight(plan));
       if (unmatched > 0) std::printf("  warning      %d override(s) match no linear of this model\n", unmatched);
     }
+    for (const std::string& w : warnings) std::printf("  warning      %s\n", w.c_str());
     return 0;
   }
   if (a.model.empty()) throw UsageError("recipe explain needs --model DIR");

@@ -144,6 +144,9 @@ std::string configs_dir();
 
 // "a,b,,c" -> {"a", "b", "c"} (empty items dropped).
 std::vector<std::string> split_commas(const std::string& s);
+// A comma-separated list of dataset names and text files, where a file whose name holds commas
+// is taken whole when it exists ("wikitext2,/d/a,b.txt" with /d/a,b.txt present: 2 items).
+std::vector<std::string> split_dataset_list(const std::string& s);
 // A dataset name or path as shown in tables: the file name of a path.
 std::string short_name(const std::string& name_or_path);
 

@@ -122,7 +122,10 @@ const PassInfo& d2quant_pass() {
   static const PassInfo info{"d2quant",
                              "D²Quant: groupwise Hadamard rotation, GPTAQ with group-preserving order, "
                              "DSQ down projections (d formats), DAC mean-shift correction",
-                             true, options(), nullptr, run};
+                             true, options(), nullptr, run,
+                             [](const nlohmann::json&) {  // rotation absorbed, mean-shift corrections
+                               return PassEffects{true, true, false};
+                             }};
   return info;
 }
 

@@ -331,7 +331,10 @@ const PassInfo& sliderquant_pass() {
   static const PassInfo info{"sliderquant",
                              "SliderQuant: sliding-window learned clipping + LoRA (+ equivalent scales and activation "
                              "quantizers for W4A4) with intra-layer staged quantization",
-                             true, options(), finish, run};
+                             true, options(), finish, run,
+                             [](const nlohmann::json&) {  // equivalent scales, activation quantizers (W4A4)
+                               return PassEffects{true, true, false};
+                             }};
   return info;
 }
 

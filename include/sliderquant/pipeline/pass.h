@@ -36,6 +36,17 @@ struct OptionSpec {
   std::function<void(void* options, const nlohmann::json&)> store;
 };
 
+struct LinearPlan;
+
+// What a pass leaves for the passes after it, for the checks across a recipe's passes
+// (check_recipe_passes): a pass whose codes a later pass replaces did its work for nothing.
+struct PassEffects {
+  bool sets_codes = true;          // writes the quantized codes of the linears it plans
+  bool other_effects = false;      // also leaves something later passes use (transforms absorbed
+                                   // into the weights, activation quantizers, corrections)
+  bool needs_unquantized = false;  // refuses linears an earlier pass has quantized
+};
+
 struct PassInfo {
   std::string name;
   std::string description;
@@ -47,6 +58,12 @@ struct PassInfo {
   void (*finish)(nlohmann::json& resolved, const std::string& where) = nullptr;
   // Runs on the resolved options (read them with read_options).
   void (*run)(Session& session, const nlohmann::json& options) = nullptr;
+  // What the pass leaves (null: codes only, as RTN or GPTQ).
+  PassEffects (*effects)(const nlohmann::json& resolved) = nullptr;
+  // Checks against the model's plan (shapes, formats) that would otherwise fail after the
+  // calibration: throws Error naming WHERE; may add warnings. Null: none.
+  void (*check_plan)(const nlohmann::json& resolved, const std::vector<LinearPlan>& plan, const std::string& where,
+                     std::vector<std::string>& warnings) = nullptr;
 };
 
 // A recipe's options object for pass INFO checked against its table (an unknown key, a
@@ -74,5 +91,14 @@ std::string format_option_table(const PassInfo& info, const nlohmann::json* reso
 
 const std::vector<const PassInfo*>& pass_registry();
 const PassInfo& find_pass(const std::string& name);  // throws Error listing the known passes
+
+struct Recipe;
+// The checks across a recipe's passes and against PLAN (recipe check --model, and quantize
+// before any work): a pass that needs unquantized linears after one that quantized them, a
+// codes-only pass whose codes a later pass replaces (errors); a pass whose codes are replaced
+// while its other effects stay, a recipe whose last quantizing pass leaves the weights in full
+// precision (warnings, returned); then each pass's check_plan. An empty PLAN (no model at hand)
+// runs the order checks only.
+std::vector<std::string> check_recipe_passes(const Recipe& recipe, const std::vector<LinearPlan>& plan);
 
 }  // namespace sq

@@ -43,7 +43,10 @@ const PassInfo& adaptive_pass() {
                              "Adaptive layer-wise transforms: per-point rotation (Hadamard) or learnable Kronecker affine "
                              "transforms applied online, block-wise training with learned weight and activation "
                              "clipping, W/A/KV quantization",
-                             true, adaptive::options(), nullptr, adaptive::run};
+                             true, adaptive::options(), nullptr, adaptive::run,
+                             [](const nlohmann::json& o) {  // transforms and activation quantizers stay
+                               return PassEffects{o.value("weights", std::string("rtn")) == "rtn", true, false};
+                             }};
   return info;
 }
 

@@ -2,6 +2,9 @@
 // scores (1) and probes (2), 3. the exact IQP for the ratios within target_bits (or the
 // fixed ratio), the choice recorded in the work directory, then the final quantization (4).
 #include <cmath>
+#include <cstdint>
+#include <iomanip>
+#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -16,14 +19,16 @@ namespace {
 
 int64_t block_index(const std::string& canonical) { return std::stoll(canonical.substr(7, canonical.find('.', 7) - 7)); }
 
+// A layer's bits with K high-precision input channels, rounded to whole bits (the solver's costs).
+int64_t layer_cost(const Layer& L, int64_t k) {
+  return int64_t(std::llround(mixed_bits_per_weight(L.hi, L.lo, L.out, L.in, k) * double(L.out * L.in)));
+}
+
 }  // namespace
 
-void run(Session& s, const nlohmann::json& json) {
-  refuse_moe(s, "the ratio pass");
-  const Opts o = read_options<Opts>(options(), json);
-  // The quantized linears and their candidate channel counts.
+std::vector<Layer> plan_layers(const std::vector<LinearPlan>& plan, const Opts& o) {
   std::vector<Layer> layers;
-  for (const LinearPlan& p : s.plan) {
+  for (const LinearPlan& p : plan) {
     if (!p.format) continue;
     SQ_CHECK(!p.format->dsq, "ratio: " << p.name << " has the DSQ format " << p.format->name()
                                        << "; mixed precision needs uniform formats");
@@ -40,15 +45,51 @@ void run(Session& s, const nlohmann::json& json) {
     for (double r : cand) L.k.push_back(mixed_hi_count(r, L.in, L.hi, L.lo));
     layers.push_back(std::move(L));
   }
+  return layers;
+}
+
+void check_plan(const nlohmann::json& resolved, const std::vector<LinearPlan>& plan, const std::string& where,
+                std::vector<std::string>& warnings) {
+  const Opts o = read_options<Opts>(options(), resolved);
+  const std::vector<Layer> layers = plan_layers(plan, o);
+  SQ_CHECK(!layers.empty(), where << ": the recipe quantizes no linear");
+  if (o.fixed_ratio >= 0) return;
+  // The same integer costs as the run's solver: the cheapest and the dearest assignment.
+  int64_t weights = 0, lo = 0, hi = 0;
+  for (const Layer& L : layers) {
+    weights += L.out * L.in;
+    int64_t cmin = INT64_MAX, cmax = 0;
+    for (int64_t k : L.k) {
+      const int64_t c = layer_cost(L, k);
+      cmin = std::min(cmin, c), cmax = std::max(cmax, c);
+    }
+    lo += cmin, hi += cmax;
+  }
+  const int64_t budget = int64_t(std::floor(o.target_bits * double(weights)));
+  std::ostringstream range;
+  range << std::fixed << std::setprecision(4) << "[" << double(lo) / double(weights) << ", "
+        << double(hi) / double(weights) << "] bits per weight over this model's " << layers.size()
+        << " quantized linears";
+  SQ_CHECK(budget >= lo, where << ": target_bits " << o.target_bits
+                               << " is below the cheapest assignment of the ratios; feasible budgets are "
+                               << range.str());
+  if (budget >= hi)
+    warnings.push_back(where + ": target_bits " + std::to_string(o.target_bits) +
+                       " does not bind: every linear can take its largest ratio (" + range.str() + ")");
+}
+
+void run(Session& s, const nlohmann::json& json) {
+  refuse_moe(s, "the ratio pass");
+  const Opts o = read_options<Opts>(options(), json);
+  // The quantized linears and their candidate channel counts.
+  std::vector<Layer> layers = plan_layers(s.plan, o);
   SQ_CHECK(!layers.empty(), "ratio: the recipe quantizes no linear");
   load_or_compute_scores(s, layers, o);
 
   // Costs and the choice.
   int64_t weights = 0;
   for (const Layer& L : layers) weights += L.out * L.in;
-  auto cost = [&](const Layer& L, int64_t k) {
-    return int64_t(std::llround(mixed_bits_per_weight(L.hi, L.lo, L.out, L.in, k) * double(L.out * L.in)));
-  };
+  auto cost = [](const Layer& L, int64_t k) { return layer_cost(L, k); };
   std::vector<int> choice(layers.size(), 0);
   nlohmann::json artifact;
   if (o.fixed_ratio < 0) {

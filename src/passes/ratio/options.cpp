@@ -101,7 +101,11 @@ const PassInfo& ratio_pass() {
   static const PassInfo info{"ratio",
                              "layer-wise high-impact channel ratios (Fisher/Hessian scores, probed loss increases, exact "
                              "IQP under a bit budget), then hybrid rounding (AdaRound + LWC), mixed GPTQ or RTN per layer",
-                             true, ratio::options(), ratio::finish_options, ratio::run};
+                             true, ratio::options(), ratio::finish_options, ratio::run,
+                             [](const nlohmann::json&) {  // scores and probes need the linears unquantized
+                               return PassEffects{true, false, true};
+                             },
+                             ratio::check_plan};
   return info;
 }
 

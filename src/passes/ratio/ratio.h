@@ -89,6 +89,14 @@ struct Layer {
   std::vector<int64_t> k;      // hi channel count per candidate ratio
 };
 
+// The quantized linears of PLAN as layers with their formats and candidate channel counts
+// (no scores); throws Error for a format the pass cannot split.             // allocate.cpp
+std::vector<Layer> plan_layers(const std::vector<LinearPlan>& plan, const Opts& o);
+// Plan-time checks (recipe check --model, quantize before calibrating): the formats, and a
+// target_bits outside the budgets the ratios can reach on this model.      // allocate.cpp
+void check_plan(const nlohmann::json& resolved, const std::vector<LinearPlan>& plan, const std::string& where,
+                std::vector<std::string>& warnings);
+
 // The tap point whose input a linear multiplies (its slot's group in the block layout).
 inline TapPoint tap_of(Session& s, const std::string& nm) { return slot_group(*s.linear_block(nm).layout, nm); }
 
