@@ -68,7 +68,9 @@ void expect_same(const QTensor& a, const QTensor& b, const std::string& what) {
   EXPECT_TRUE(at::equal(a.scales.to(at::kFloat), b.scales.to(at::kFloat))) << what;
   EXPECT_TRUE(at::equal(a.zeros.to(at::kFloat), b.zeros.to(at::kFloat))) << what;
   EXPECT_EQ(a.g_idx.defined(), b.g_idx.defined()) << what;
-  if (a.g_idx.defined() && b.g_idx.defined()) EXPECT_TRUE(at::equal(a.g_idx.to(at::kInt), b.g_idx.to(at::kInt))) << what;
+  if (a.g_idx.defined() && b.g_idx.defined()) {
+    EXPECT_TRUE(at::equal(a.g_idx.to(at::kInt), b.g_idx.to(at::kInt))) << what;
+  }
 }
 
 const QTensor& qtensor_of(const Model& m, const std::string& canonical) {

@@ -76,7 +76,9 @@ TEST(MoeLayout, FamiliesLayersAndNames) {
   Recipe r = parse_recipe(R"({"format": "w4g8", "pipeline": [{"pass": "rtn"}]})", "r.json");
   int experts = 0;
   for (const LinearPlan& p : plan_linears(r, q3)) {
-    if (p.name.find("router") != std::string::npos) EXPECT_FALSE(p.format.has_value()) << p.name;
+    if (p.name.find("router") != std::string::npos) {
+      EXPECT_FALSE(p.format.has_value()) << p.name;
+    }
     if (p.name.find("experts") != std::string::npos) {
       EXPECT_TRUE(p.format.has_value()) << p.name;
       ++experts;

@@ -183,8 +183,9 @@ TEST(RtnQuant, RaggedLastGroupIsItsOwnGroup) {
     at::Tensor idx = at::arange(200, at::kLong).div(width, "floor");
     at::Tensor want = q.scales.index_select(1, idx) * (q.codes.to(at::kFloat) - q.zeros.index_select(1, idx));
     EXPECT_TRUE(at::allclose(q.dequantize(), want, 0, 0));
-    if (!clip.enabled)  // min-max ranges: every weight within one step of its value
+    if (!clip.enabled) {  // min-max ranges: every weight within one step of its value
       EXPECT_LT((q.dequantize() - W).abs().max().item<double>(), q.scales.max().item<double>());
+    }
   }
 }
 

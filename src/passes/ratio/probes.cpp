@@ -72,7 +72,7 @@ Probes run_probes(Session& s, const std::vector<Layer>& layers, const Opts& o) {
                        at::Tensor v = t.reshape({-1, t.size(-1)}).to(at::kFloat);
                        H[size_t(p)] = v.t().mm(v) * (2.0 / double(v.size(0)));
                      },
-                     TapPoint::DownIn};
+                     TapPoint::DownIn, nullptr, false};
       step.forward(x, &taps);
     }
     for (int64_t l : it->second) {

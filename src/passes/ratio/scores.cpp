@@ -113,7 +113,7 @@ std::map<std::string, at::Tensor> hessian_scores(Session& s, const std::vector<L
                          at::Tensor& a = sq[int(p)];
                          a = a.defined() ? a + add : add;
                        },
-                       std::nullopt};
+                       std::nullopt, nullptr, false};
         for (const at::Tensor& xi : step.input) tokens += xi.size(0) * xi.size(1);
         step.advance(&taps);
         for (Linear* l : s.model.blocks[size_t(step.index)].linears()) {
