@@ -40,12 +40,12 @@ std::vector<std::string> check_recipe_passes(const Recipe& recipe, const std::ve
     PassEffects fx;
     std::string where;
   };
+  const std::string label = recipe.path.empty() ? recipe.name : recipe.path;
   std::vector<Step> steps;
   for (size_t i = 0; i < recipe.passes.size(); ++i) {
     const PassInfo& info = find_pass(recipe.passes[i].name);
     nlohmann::json o = nlohmann::json::parse(recipe.passes[i].options_json);
-    const std::string where = (recipe.path.empty() ? recipe.name : recipe.path) + " pipeline[" + std::to_string(i) +
-                              "] (" + info.name + ")";
+    const std::string where = label + " pipeline[" + std::to_string(i) + "] (" + info.name + ")";
     steps.push_back({&info, o, info.effects ? info.effects(o) : PassEffects{}, where});
   }
   for (size_t j = 0; j < steps.size(); ++j)
@@ -66,7 +66,7 @@ std::vector<std::string> check_recipe_passes(const Recipe& recipe, const std::ve
   bool coded = false;
   for (const Step& st : steps) coded = coded || st.fx.sets_codes;
   if (quantizes && !coded)
-    warnings.push_back((recipe.path.empty() ? recipe.name : recipe.path) +
+    warnings.push_back(label +
                        ": no pass writes weight codes, so the weights stay in full precision (a pass with "
                        "\"weights\": \"none\" expects a gptq or rtn pass after it)");
   for (const Step& st : steps)
