@@ -223,6 +223,7 @@ int cmd_eval(const EvalArgs& a, const CommonArgs& common) {
   report["dtype"] = dtype_name(dtype);
   report["device"] = dev.str();
   report["threads"] = at::get_num_threads();
+  report["blas"] = blas_kernels();
   report["resident"] = runner.resident();
   report["tokenizer"] = {{"kind", tok->kind()}, {"bos", tok->add_bos ? tok->bos_id : -1}};
   report["perplexity"] = nlohmann::json::array();

@@ -147,6 +147,15 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
       calib->source = text.name;
       calib->text_sha256 = text.sha256;
       SQ_INFO("calibration: " << text.name << ", " << calib->note << ", sha256 " << calib->sha256.substr(0, 16) << "...");
+      if (!a.save_calibration.empty()) {
+        nlohmann::json windows = nlohmann::json::array();
+        for (int64_t i = 0; i < calib->samples; ++i)
+          windows.push_back(std::vector<int64_t>(calib->ids.begin() + i * calib->seqlen,
+                                                 calib->ids.begin() + (i + 1) * calib->seqlen));
+        write_file_atomic(a.save_calibration, windows.dump() + "\n");
+        SQ_INFO("wrote the calibration token ids (" << calib->samples << " x " << calib->seqlen << ") to "
+                                                      << a.save_calibration);
+      }
       report["calibration"] = {{"dataset", text.name},     {"source", text.source},         {"text_sha256", text.sha256},
                                {"sha256", calib->sha256},  {"seed", calib->seed},           {"samples", calib->samples},
                                {"seqlen", calib->seqlen},  {"note", text.note + "; " + calib->note}};
@@ -169,6 +178,7 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
     report["architecture"] = cfg.architecture;
     report["recipe"] = nlohmann::json::parse(recipe.resolved_json());
     report["device"] = dev.str();
+    report["blas"] = blas_kernels();
     report["calibration_dtype"] = dtype_name(dtype);
     report["stream_dtype"] = dtype_name(s.store_dtype);
     report["train_autocast"] = s.train_autocast ? "float32 weights and parameters, bfloat16 autocast forwards"

@@ -85,6 +85,7 @@ struct QuantizeArgs {
   std::string data_dir;
   std::string eval;        // datasets to evaluate after quantizing ("" = none)
   std::string json;        // report
+  std::string save_calibration;  // write the calibration windows' token ids (JSON) here ("" = no)
   bool dry_run = false;
   bool force = false;
   bool keep_work = false;
@@ -152,6 +153,9 @@ std::string short_name(const std::string& name_or_path);
 
 // Applies --quiet, --verbose and --threads.
 void apply_common(const CommonArgs& c);
+// The CPU kernels of the BLAS libtorch calls, for reports: OpenBLAS's core name ("SkylakeX",
+// "Haswell", ..., chosen by tools/blas_kernels.cpp) or "" for another BLAS.
+std::string blas_kernels();
 // UsageError when the output PATH (named WHAT, e.g. "--out") is the source model SRC, lies
 // inside it, or contains it: writing there would replace or remove the source.
 // Logs a warning for each of RECIPE's overrides whose glob matches no linear of PLAN (a typo

@@ -1,8 +1,6 @@
 // tools/main: the sliderquant command line (CLI11): subcommands, their options and help
 // text, and the mapping of errors to exit codes (0 ok, 1 error, 2 usage error).
 #include <CLI/CLI.hpp>
-#include <dlfcn.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -21,25 +19,6 @@
 using namespace sq;
 
 namespace {
-
-// Debian 12's OpenBLAS (0.3.21) does not recognise recent Intel server cores and falls back
-// to its generic Prescott kernels, whose triangular solve crashes (SIGSEGV in
-// strsm_kernel_RT_PRESCOTT, reached through GPTQ's Cholesky steps). OpenBLAS reads
-// OPENBLAS_CORETYPE once, when it is loaded, so when it has fallen back on a CPU with AVX2
-// and FMA and the user chose no core type, the program starts again with the Haswell
-// kernels (the ones the test suite runs). OPENBLAS_CORETYPE set by the user always wins.
-void choose_blas_kernels(char** argv) {
-  if (std::getenv("OPENBLAS_CORETYPE")) return;
-  using CoreName = char* (*)();
-  auto corename = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (!corename) return;  // another BLAS
-  const char* core = corename();
-  if (!core || strcasecmp(core, "prescott") != 0) return;
-  __builtin_cpu_init();
-  if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return;
-  setenv("OPENBLAS_CORETYPE", "Haswell", 1);
-  execv("/proc/self/exe", argv);  // only returns on failure: go on with the kernels there are
-}
 
 // Integer option values, strictly: "--limit: expected an integer >= 0, got 'abc'" instead of
 // CLI11's floating-point range messages.
@@ -61,7 +40,6 @@ CLI::Validator int_in(int64_t lo, int64_t hi) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  choose_blas_kernels(argv);
   // Family, architecture and preset lists come from the registries (src/arch/registry.cpp,
   // model/synthetic.h), so the help text cannot go stale.
   std::string families, presets;
@@ -182,6 +160,9 @@ int main(int argc, char** argv) {
   quant->add_option("--data-dir", qa.data_dir, "folder with eval/ (default: $SQ_DATA_DIR, ../shared/data, ./data)");
   quant->add_option("--eval", qa.eval, "after quantizing, measure perplexity on these datasets (as eval --ppl)");
   quant->add_option("--json", qa.json, "write a report (plan, timings, calibration, perplexities) to this file");
+  quant->add_option("--save-calibration", qa.save_calibration,
+                    "write the calibration windows' token ids to this file (JSON: a list of windows), so that "
+                    "another tool can be calibrated on the same tokens");
   quant->add_flag("--dry-run", qa.dry_run, "resolve the recipe and print the plan; quantize nothing");
   quant->add_flag("--force", qa.force, "replace an existing output directory");
   quant->add_flag("--keep-work", qa.keep_work, "keep the work directory after success");
