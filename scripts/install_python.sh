@@ -17,17 +17,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-LLAMA_REQ=$(grep -E '^llama-cpp-python==' requirements-test.txt | cut -d' ' -f1)
 LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-KEY=$(printf '%s %s' "$LLAMA_REQ" "$LLAMA_CMAKE_ARGS" | sha256sum | cut -c1-16)
-WHEELS="$CACHE/wheels/$KEY"
-if ! ls "$WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-  echo "building $LLAMA_REQ ($LLAMA_CMAKE_ARGS) into $WHEELS, once"
-  mkdir -p "$WHEELS"
-  CMAKE_ARGS="$LLAMA_CMAKE_ARGS" CMAKE_BUILD_PARALLEL_LEVEL="${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)}" \
-    "${PIP[@]}" wheel -q --no-deps --no-cache-dir "$LLAMA_REQ" -w "$WHEELS.tmp"
-  mv "$WHEELS.tmp"/llama_cpp_python-*.whl "$WHEELS"/ && rm -rf "$WHEELS.tmp"
-fi
+WHEELS=$(SQ_VENV="$VENV" SQ_CACHE_DIR="$CACHE" bash scripts/llama_wheel.sh "$LLAMA_CMAKE_ARGS")
 "${PIP[@]}" install -q --find-links "$WHEELS" -r requirements-test.txt
 "$VENV/bin/python" -c "import gguf, llama_cpp; print('test Python ready:', llama_cpp.__version__, llama_cpp.llama_print_system_info().decode().strip())"
 "$VENV/bin/python" -c "import torch, transformers, gptqmodel, optimum.gptq, compressed_tensors, safetensors, sentencepiece, lm_eval; print('GPTQ / compressed-tensors interop ready: torch', torch.__version__, 'transformers', transformers.__version__, 'gptqmodel', gptqmodel.__version__, 'compressed-tensors', compressed_tensors.__version__)" | tail -n 1  # gptqmodel prints a banner on import
