@@ -1,7 +1,6 @@
 // The CPU speed work's guarantees: the BLAS kernels the CLI and the test binary run
 // (tools/blas_kernels.cpp), the blocked eager attention (core/torch_compat), and quantize
 // --save-calibration (the token ids handed to peer tools in bench/bench_speed.py).
-#include <dlfcn.h>
 #include <strings.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +9,7 @@
 #include "sliderquant/core/torch_compat.h"
 #include "sliderquant/core/util.h"
 #include "test_util.h"
+#include "../tools/commands.h"
 
 using namespace sq;
 
@@ -25,11 +25,6 @@ std::string widest_kernels() {
     return "SkylakeX";
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
   return "";
-}
-
-std::string openblas_core_here() {
-  auto corename = reinterpret_cast<char* (*)()>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  return corename ? std::string(corename()) : std::string();
 }
 
 // OpenBLAS's names for the cores whose kernels are at least as wide as WANT's.
@@ -49,7 +44,7 @@ bool at_least(const std::string& core, const std::string& want) {
 // float32 matmuls than the kernels the CPU can run, and a strsm kernel that crashes. Both the
 // CLI (its report's "blas") and this test process must run the widest kernels the CPU has.
 TEST(CpuKernels, TheCliAndTheTestsRunTheWidestOpenBlasKernelsTheCpuHas) {
-  const std::string here = openblas_core_here();
+  const std::string here = sq::cli::blas_kernels();  // this process (tools/blas_kernels.cpp is linked in)
   if (here.empty()) GTEST_SKIP() << "libtorch does not call OpenBLAS here (another BLAS)";
   const std::string want = widest_kernels();
   EXPECT_TRUE(at_least(here, want)) << "test process runs OpenBLAS " << here << ", CPU can run " << want;

@@ -17,8 +17,14 @@
 #include <strings.h>
 
 #include <cstdlib>
+#include <string>
+
+#include "commands.h"
 
 namespace {
+
+using CoreName = char* (*)();
+CoreName openblas_corename() { return reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename")); }
 
 const char* supported_core() {
   __builtin_cpu_init();
@@ -32,9 +38,8 @@ const char* supported_core() {
 
 __attribute__((constructor)) void sq_choose_blas_kernels() {
   if (std::getenv("OPENBLAS_CORETYPE")) return;  // the user's choice always wins
-  using CoreName = char* (*)();
   using Hook = void (*)();
-  auto corename = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  const CoreName corename = openblas_corename();
   auto quit = reinterpret_cast<Hook>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_quit"));
   auto init = reinterpret_cast<Hook>(dlsym(RTLD_DEFAULT, "gotoblas_dynamic_init"));
   if (!corename || !quit || !init) return;  // another BLAS, or OpenBLAS built for one CPU
@@ -48,3 +53,9 @@ __attribute__((constructor)) void sq_choose_blas_kernels() {
 }
 
 }  // namespace
+
+std::string sq::cli::blas_kernels() {
+  const CoreName corename = openblas_corename();
+  const char* core = corename ? corename() : nullptr;
+  return core ? std::string(core) : std::string();
+}

@@ -1,7 +1,6 @@
 // tools/cmd_common: what every subcommand shares: --quiet, --verbose, --threads, small argument helpers.
 #include <ATen/Parallel.h>
 
-#include <dlfcn.h>
 #include <fnmatch.h>
 
 #include "commands.h"
@@ -48,13 +47,6 @@ std::vector<std::string> split_dataset_list(const std::string& s) {
 
 std::string short_name(const std::string& name_or_path) {
   return name_or_path.substr(name_or_path.find_last_of('/') + 1);
-}
-
-std::string blas_kernels() {
-  using CoreName = char* (*)();
-  auto corename = reinterpret_cast<CoreName>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  const char* core = corename ? corename() : nullptr;
-  return core ? std::string(core) : std::string();
 }
 
 void apply_common(const CommonArgs& c) {

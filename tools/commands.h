@@ -154,7 +154,7 @@ std::string short_name(const std::string& name_or_path);
 // Applies --quiet, --verbose and --threads.
 void apply_common(const CommonArgs& c);
 // The CPU kernels of the BLAS libtorch calls, for reports: OpenBLAS's core name ("SkylakeX",
-// "Haswell", ..., chosen by tools/blas_kernels.cpp) or "" for another BLAS.
+// "Haswell", ..., chosen by tools/blas_kernels.cpp, which defines this) or "" for another BLAS.
 std::string blas_kernels();
 // UsageError when the output PATH (named WHAT, e.g. "--out") is the source model SRC, lies
 // inside it, or contains it: writing there would replace or remove the source.
