@@ -14,6 +14,13 @@
 #include "sliderquant/data/tokenizer.h"
 #include "test_util.h"
 
+// What a tokenizer.model loads as: the SentencePiece module, or under SQ_SPM_NATIVE=1 (set
+// by scripts/sanitize.sh, whose ASan build cannot load the module) the native reader.
+inline std::string spm_kind() {
+  const char* e = std::getenv("SQ_SPM_NATIVE");
+  return e && *e && std::string(e) != "0" ? "sentencepiece-native" : "sentencepiece";
+}
+
 using namespace sq;
 namespace fs = std::filesystem;
 
@@ -38,7 +45,7 @@ TEST(Tokenizer, Stories260KPromptMatchesReferenceIds) {
   std::vector<int64_t> want = ref.at("prompt_ids").get<std::vector<int64_t>>();
 
   auto tok = load_tokenizer(kStories);
-  EXPECT_EQ(tok->kind(), "sentencepiece");
+  EXPECT_EQ(tok->kind(), spm_kind());
   EXPECT_EQ(tok->vocab_size(), 512);
   EXPECT_EQ(tok->bos_id, 1);
   EXPECT_EQ(tok->eos_id, 2);
@@ -136,4 +143,90 @@ TEST(Tokenizer, TorchAndSentencePieceShareOneProcess) {
   auto tok = load_tokenizer(kLlama2);
   EXPECT_EQ(tok->encode("Hello world"), (std::vector<int64_t>{15043, 3186}));
   EXPECT_EQ((at::arange(4).mul(2)).sum().item<int64_t>(), 12);
+}
+
+// ---- SQ_SPM_NATIVE=1: tokenizer.model without the module (src/data/spm_native.cpp), for the
+// ASan build that cannot dlopen it. It must give the module's ids, or refuse.
+namespace {
+
+// Sets SQ_SPM_NATIVE for one scope and restores what was there.
+struct NativeSpmEnv {
+  std::string old;
+  bool had = false;
+  explicit NativeSpmEnv(const char* value) {
+    if (const char* e = std::getenv("SQ_SPM_NATIVE")) had = true, old = e;
+    ::setenv("SQ_SPM_NATIVE", value, 1);
+  }
+  ~NativeSpmEnv() {
+    if (had) ::setenv("SQ_SPM_NATIVE", old.c_str(), 1);
+    else ::unsetenv("SQ_SPM_NATIVE");
+  }
+};
+
+std::vector<std::string> spm_texts() {
+  std::vector<std::string> texts = {"", " ", "Hello world", "  two  spaces, a\ttab and\nnew\n\nlines  ",
+                                    "<s> and </s> and <unk> as text", "caf\xc3\xa9 na\xc3\xafve \xc3\x85ngstr\xc3\xb6m",
+                                    "\xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xf0\x9f\x99\x82\xf0\x9f\x9a\x80", "1234567890 3.14",
+                                    "\xe2\x96\x81 already a piece marker"};
+  const std::string wiki = read_file(SQ_FIXTURES_DIR "/text/wikitext2_head.txt");
+  for (size_t at = 0; at < wiki.size(); at += 1500) texts.push_back(wiki.substr(at, 1500));
+  const std::string multi = read_file(SQ_FIXTURES_DIR "/text/multilingual.txt");
+  size_t at = 0;
+  while (at < multi.size()) {
+    size_t n = 700;  // whole UTF-8 characters only
+    while (at + n < multi.size() && (static_cast<unsigned char>(multi[at + n]) & 0xC0) == 0x80) --n;
+    texts.push_back(multi.substr(at, n));
+    at += n;
+  }
+  return texts;
+}
+
+}  // namespace
+
+TEST(NativeSpm, SameIdsAndTextAsTheModuleOnStories260KAndLlama2) {
+  const std::vector<std::string> texts = spm_texts();
+  for (const std::string& dir : {kStories, kLlama2}) {
+    std::unique_ptr<Tokenizer> module, native;
+    {
+      NativeSpmEnv off("0");
+      module = load_tokenizer(dir);
+    }
+    {
+      NativeSpmEnv on("1");
+      native = load_tokenizer(dir);
+    }
+    ASSERT_EQ(module->kind(), "sentencepiece");
+    ASSERT_EQ(native->kind(), "sentencepiece-native");
+    EXPECT_EQ(native->vocab_size(), module->vocab_size()) << dir;
+    EXPECT_EQ(native->bos_id, module->bos_id) << dir;
+    EXPECT_EQ(native->eos_id, module->eos_id) << dir;
+    EXPECT_EQ(native->add_bos, module->add_bos) << dir;
+    size_t tokens = 0;
+    for (const std::string& t : texts) {
+      const std::vector<int64_t> want = module->encode_for_model(t);
+      EXPECT_EQ(native->encode_for_model(t), want) << dir << ": " << t.substr(0, 80);
+      EXPECT_EQ(native->decode(want), module->decode(want)) << dir << ": " << t.substr(0, 80);
+      tokens += want.size();
+    }
+    EXPECT_GT(tokens, 4000u) << dir;
+  }
+}
+
+TEST(NativeSpm, RefusesWhatItCannotReproduceNamingTheFile) {
+  NativeSpmEnv on("1");
+  const std::string d = fresh_dir("native_spm");
+  // A unigram model (trainer_spec.model_type 1): one piece "a", then trainer_spec {3: 1}.
+  const std::string unigram = std::string("\x0a\x03\x0a\x01" "a", 5) + std::string("\x12\x02\x18\x01", 4);
+  write_file_atomic(d + "/tokenizer.model", unigram);
+  std::string e = error_of([&] { load_tokenizer(d + "/tokenizer.model"); });
+  EXPECT_NE(e.find(d + "/tokenizer.model"), std::string::npos) << e;
+  EXPECT_NE(e.find("not BPE"), std::string::npos) << e;
+  EXPECT_NE(e.find("unset SQ_SPM_NATIVE"), std::string::npos) << e;
+  // The stories260K file cut in the middle of a piece.
+  const std::string real = read_file(kStories + "/tokenizer.model");
+  write_file_atomic(d + "/tokenizer.model", real.substr(0, real.size() / 2));
+  e = error_of([&] { load_tokenizer(d + "/tokenizer.model"); });
+  EXPECT_NE(e.find(d + "/tokenizer.model"), std::string::npos) << e;
+  EXPECT_NE(e.find("truncated"), std::string::npos) << e;
+  fs::remove_all(d);
 }

@@ -189,6 +189,7 @@ std::string spm_module_path() { return spm_api().path; }
 
 std::unique_ptr<Tokenizer> load_sentencepiece(const std::string& model_path) {
   SQ_CHECK(path_exists(model_path), "SentencePiece model not found: " << model_path);
+  if (spm_native_requested()) return load_sentencepiece_native(model_path);
   const SpmApi& api = spm_api();
   SQ_CHECK(api.handle != nullptr, api.error << " (needed for " << model_path << ")");
   char* err = nullptr;
