@@ -145,6 +145,23 @@ TEST(Tokenizer, TorchAndSentencePieceShareOneProcess) {
   EXPECT_EQ((at::arange(4).mul(2)).sum().item<int64_t>(), 12);
 }
 
+// SentencePiece quotes a bad piece's text in its error; a newline there made the error two
+// lines (found by fuzz/fuzz_spm.cpp). The module escapes control bytes.
+TEST(Tokenizer, AModelErrorIsOneLineEvenWhenAPieceHoldsANewline) {
+  auto piece = [](const std::string& text, int type) {
+    const std::string in = std::string("\x0a") + char(text.size()) + text + "\x18" + char(type);
+    return std::string("\x0a") + char(in.size()) + in;
+  };
+  const std::string model = piece("<unk>", 2) + piece("<s>", 3) + piece("</s>", 3) + piece("<0x\n0F>", 6) +
+                            std::string("\x12\x02\x18\x02", 4);  // trainer_spec { model_type: BPE }
+  const std::string d = fresh_dir("newline_piece");
+  write_file_atomic(d + "/tokenizer.model", model);
+  const std::string e = error_of([&] { load_tokenizer(d + "/tokenizer.model"); });
+  EXPECT_NE(e.find(d + "/tokenizer.model"), std::string::npos) << e;
+  EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+  fs::remove_all(d);
+}
+
 // ---- SQ_SPM_NATIVE=1: tokenizer.model without the module (src/data/spm_native.cpp), for the
 // ASan build that cannot dlopen it. It must give the module's ids, or refuse.
 namespace {

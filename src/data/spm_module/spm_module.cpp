@@ -29,8 +29,26 @@ char* dup_string(const std::string& s) {
   return p;
 }
 
+// Errors are one line: SentencePiece quotes piece texts as they are stored, and a piece may hold
+// a newline or other control bytes (found by fuzz/fuzz_spm.cpp); those become \xNN.
+std::string one_line(const std::string& msg) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(msg.size());
+  for (unsigned char c : msg) {
+    if (c < 0x20 || c == 0x7f) {
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
 void set_err(char** err, const std::string& msg) {
-  if (err != nullptr) *err = dup_string(msg);
+  if (err != nullptr) *err = dup_string(one_line(msg));
 }
 
 }  // namespace
