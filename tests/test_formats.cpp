@@ -8,6 +8,7 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -18,6 +19,7 @@
 #include "sliderquant/core/util.h"
 #include "sliderquant/formats/model_format.h"
 #include "sliderquant/formats/native.h"
+#include "sliderquant/io/safetensors.h"
 #include "sliderquant/model/quantized_weight.h"
 #include "sliderquant/quant/dsq.h"
 #include "sliderquant/quant/mixed.h"
@@ -25,6 +27,7 @@
 #include "test_util.h"
 
 using namespace sq;
+namespace fs = std::filesystem;
 
 namespace {
 using sq::testing::error_of;
@@ -400,4 +403,56 @@ TEST(Formats, NativeVersionAndFeatures) {
   msg = load_with([](nlohmann::json& j) { j.erase("features"); });
   EXPECT_TRUE(contains(msg, "features")) << msg;
   load_with([](nlohmann::json&) {});
+}
+
+// Found by fuzz/fuzz_formats.cpp: the native reader took a NaN scale (the dequantized weight
+// was NaN while eval's HF-tensor check never saw it), and a tensors entry without a "format"
+// escaped as a nlohmann exception instead of one Error line.
+TEST(Formats, NativeReaderRefusesNonFiniteScalesAndMalformedTensorEntries) {
+  const Model m = load_model(kModel);
+  const Linear* l = m.blocks[0].linears()[0];
+  const std::string nat = tmp("native_nan_scale");
+  write_native_model(m, {{l->name, rtn_quantize(l->weight.to(at::kFloat), QFormat::parse("w4g32"))}}, nat, {});
+  ASSERT_NO_THROW(load_any_model(nat));
+  // The first scale of the linear's ".scales" (float16) becomes NaN, in place.
+  std::string st_path;
+  for (const auto& e : fs::directory_iterator(nat))
+    if (e.path().extension() == ".safetensors") st_path = e.path().string();
+  std::string bytes = read_file(st_path);
+  uint64_t header = 0;
+  for (int i = 0; i < 8; ++i) header |= uint64_t(uint8_t(bytes[size_t(i)])) << (8 * i);
+  std::string scales;
+  const auto file = SafetensorsFile::open(st_path);
+  for (const TensorInfo& ti : file->tensors())
+    if (ti.name.size() > 7 && ti.name.compare(ti.name.size() - 7, 7, ".scales") == 0) {
+      scales = ti.name;
+      bytes[8 + header + ti.begin] = '\x00';  // float16 0x7e00: NaN
+      bytes[8 + header + ti.begin + 1] = '\x7e';
+    }
+  ASSERT_FALSE(scales.empty());
+  write_file_atomic(st_path, bytes);
+  std::string e = error_of([&] { load_any_model(nat); });
+  EXPECT_TRUE(contains(e, scales) && contains(e, "NaN or Inf") && contains(e, st_path)) << e;
+  // quantization_config.json: a tensors entry whose "format" is missing, then not a string.
+  const std::string good = tmp("native_bad_entry");
+  write_native_model(m, {{l->name, rtn_quantize(l->weight.to(at::kFloat), QFormat::parse("w4g32"))}}, good, {});
+  const std::string qpath = path_join(good, "quantization_config.json");
+  nlohmann::json qc = nlohmann::json::parse(read_file(qpath));
+  ASSERT_EQ(qc["tensors"].size(), 1u);
+  nlohmann::json& entry = qc["tensors"].begin().value();
+  entry.erase("format");
+  write_file_atomic(qpath, qc.dump());
+  e = error_of([&] { load_any_model(good); });
+  EXPECT_TRUE(contains(e, qpath) && contains(e, "needs a string 'format'")) << e;
+  entry["format"] = 4;
+  write_file_atomic(qpath, qc.dump());
+  e = error_of([&] { load_any_model(good); });
+  EXPECT_TRUE(contains(e, qpath) && contains(e, "needs a string 'format'")) << e;
+  // Any other JSON type trap in a row becomes one Error naming the model at the registry's edge.
+  qc["recipe"] = 7;  // describe reads recipe.name
+  entry["format"] = "w4g32";
+  write_file_atomic(qpath, qc.dump());
+  ASSERT_NO_THROW(load_any_model(good));
+  e = error_of([&] { detect_format(good).describe(good); });
+  EXPECT_TRUE(contains(e, good) && contains(e, "wrong type")) << e;
 }

@@ -264,9 +264,16 @@ Model read(const std::string& dir) {
     auto get = [&](const std::string& name) -> at::Tensor {
       if (!ck.has(name)) return {};
       used.insert(name);
-      return ck.get(name);
+      at::Tensor t = ck.get(name);
+      // Scales, zeros and every other float a packed linear stores: NaN or Inf there would
+      // dequantize into a weight the HF reader's check never sees (found by fuzz_formats).
+      if (at::isFloatingType(t.scalar_type()))
+        SQ_CHECK(at::isfinite(t).all().item<bool>(),
+                 "tensor " << name << " in " << ck.file_of(name) << " holds NaN or Inf");
+      return t;
     };
     const nlohmann::json& e = tensors[prefix];
+    SQ_CHECK(e.is_object(), qpath << ": tensors." << prefix << " must be an object, got " << e.type_name());
     if (e.contains("hi") || e.contains("lo")) {  // mixed precision
       QFormat hi, lo;
       try {
@@ -277,13 +284,15 @@ Model read(const std::string& dir) {
       }
       MixedQTensor q = unpack_mixed(prefix, hi, lo, out, in, get);
       if (e.contains("k"))
-        SQ_CHECK(e["k"].get<int64_t>() == q.hi_cols.size(0),
+        SQ_CHECK(e["k"].is_number_integer() && e["k"].get<int64_t>() == q.hi_cols.size(0),
                  qpath << ": tensors." << prefix << ".k is " << e["k"] << " but " << prefix << ".hi_cols holds "
                        << q.hi_cols.size(0) << " channels");
       l.override_ = std::make_shared<MixedQTensorWeight>(std::move(q));
       return true;
     }
-    QFormat f = QFormat::parse(e.at("format").get<std::string>());
+    SQ_CHECK(e.contains("format") && e["format"].is_string(),
+             qpath << ": tensors." << prefix << " needs a string 'format' (e.g. \"w4g128\")");
+    QFormat f = QFormat::parse(e["format"].get<std::string>());
     QTensor q = unpack_qtensor(prefix, f, out, in, get);
     l.override_ = std::make_shared<QTensorWeight>(std::move(q));
     return true;

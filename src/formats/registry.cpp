@@ -1,7 +1,9 @@
 // formats/registry: the one table of model formats, in detection order (the more specific
 // format first: a native output is also a config.json + safetensors directory). Adding a
 // format = one file in src/formats/ + one row here.
+#include <nlohmann/json.hpp>
 #include <sstream>
+#include <utility>
 
 #include "format_common.h"
 #include "sliderquant/core/error.h"
@@ -11,7 +13,10 @@
 
 namespace sq {
 
-const std::vector<ModelFormat>& format_registry() {
+namespace {
+
+// The rows as their files define them.
+const std::vector<ModelFormat>& raw_rows() {
   static const std::vector<ModelFormat> table = {
       formats::native_format(),
       formats::gptq_format(),
@@ -19,6 +24,64 @@ const std::vector<ModelFormat>& format_registry() {
       formats::hf_format(),
       formats::gguf_format(),
   };
+  return table;
+}
+constexpr size_t kRows = 5;
+
+// A JSON value of the wrong type, or a missing key, in a model's metadata files (config.json,
+// quantization_config.json, quantize_config.json, an index) surfaces from nlohmann as its own
+// exception type; at the registry's edge it becomes the project's one-line Error naming the
+// model, whatever row read it (found by fuzz/fuzz_formats.cpp: a native tensor entry without
+// "format"). The rows still name the file and key where they check explicitly.
+[[noreturn]] void json_error(const std::string& dir, const char* row, const nlohmann::json::exception& e) {
+  SQ_FAIL(dir << ": the " << row << " model's metadata holds a value of the wrong type or lacks a key ("
+              << e.what() << ")");
+}
+template <size_t I>
+bool guarded_detect(const std::string& dir) {
+  try {
+    return raw_rows()[I].detect(dir);
+  } catch (const nlohmann::json::exception& e) {
+    json_error(dir, raw_rows()[I].name, e);
+  }
+}
+template <size_t I>
+Model guarded_read(const std::string& dir) {
+  try {
+    return raw_rows()[I].read(dir);
+  } catch (const nlohmann::json::exception& e) {
+    json_error(dir, raw_rows()[I].name, e);
+  }
+}
+template <size_t I>
+nlohmann::json guarded_describe(const std::string& dir) {
+  try {
+    return raw_rows()[I].describe(dir);
+  } catch (const nlohmann::json::exception& e) {
+    json_error(dir, raw_rows()[I].name, e);
+  }
+}
+template <size_t I>
+ModelFormat guarded_row() {
+  ModelFormat f = raw_rows()[I];
+  f.detect = &guarded_detect<I>;
+  f.read = &guarded_read<I>;
+  f.describe = &guarded_describe<I>;
+  return f;
+}
+template <size_t... I>
+std::vector<ModelFormat> guarded_rows(std::index_sequence<I...>) {
+  return {guarded_row<I>()...};
+}
+
+}  // namespace
+
+const std::vector<ModelFormat>& format_registry() {
+  static const std::vector<ModelFormat> table = [] {
+    SQ_CHECK(raw_rows().size() == kRows, "format registry: kRows is " << kRows << " but the table has "
+                                                                        << raw_rows().size() << " rows");
+    return guarded_rows(std::make_index_sequence<kRows>{});
+  }();
   return table;
 }
 
