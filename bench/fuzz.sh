@@ -6,7 +6,7 @@
 #
 # Environment:
 #   SQ_FUZZ_SECONDS   seconds per target (default 30)
-#   SQ_FUZZ_TARGETS   targets to run (default: all five)
+#   SQ_FUZZ_TARGETS   targets to run (default: all seven)
 #   SQ_FUZZ_BUILD     build directory (default build-fuzz)
 #   SQ_FUZZ_JOBS      build parallelism (default 2)
 #   SQ_FUZZ_FRESH=1   start each target from the seeds again (default: keep the corpus that
@@ -26,7 +26,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 B="${SQ_FUZZ_BUILD:-$ROOT/build-fuzz}"
 SECS="${SQ_FUZZ_SECONDS:-30}"
-TARGETS="${SQ_FUZZ_TARGETS:-fuzz_safetensors fuzz_gguf fuzz_config fuzz_recipe fuzz_tokenizer_json}"
+TARGETS="${SQ_FUZZ_TARGETS:-fuzz_safetensors fuzz_gguf fuzz_config fuzz_recipe fuzz_tokenizer_json fuzz_spm fuzz_formats}"
 JOBS="${SQ_FUZZ_JOBS:-2}"
 NICE=(nice -n 15)
 

@@ -417,6 +417,46 @@ for fname, pre in (("qwen3_reduced.json", "qwen2"), ("llama3_reduced.json", "lla
     if os.path.exists(p):
         seed("fuzz_gguf", f"tokenizer_gpt2_{pre}.gguf", gguf_bpe(json.loads(rd(p)), pre))
 
+# ---------------------------------------------------------------- tokenizer.model (SentencePiece)
+def pb_varint(v):
+    b = bytearray()
+    while True:
+        x = v & 0x7F; v >>= 7
+        b.append(x | (0x80 if v else 0))
+        if not v:
+            return bytes(b)
+
+def pb_field(num, wire, payload):
+    key = pb_varint((num << 3) | wire)
+    if wire == 2:
+        return key + pb_varint(len(payload)) + payload
+    return key + payload
+
+def spm_model(pieces, model_type):
+    # ModelProto: 1 pieces {1 piece, 2 score (float), 3 type}, 2 trainer_spec {3 model_type,
+    # 40 unk_id, 41 bos_id, 42 eos_id, 43 pad_id}, 3 normalizer_spec {1 name, 3 add_dummy_prefix}
+    m = b""
+    for text, score, typ in pieces:
+        m += pb_field(1, 2, pb_field(1, 2, text.encode()) + pb_field(2, 5, struct.pack("<f", score)) +
+                      pb_field(3, 0, pb_varint(typ)))
+    trainer = (pb_field(3, 0, pb_varint(model_type)) + pb_field(40, 0, pb_varint(0)) + pb_field(41, 0, pb_varint(1)) +
+               pb_field(42, 0, pb_varint(2)))
+    m += pb_field(2, 2, trainer)
+    m += pb_field(3, 2, pb_field(1, 2, b"identity") + pb_field(3, 0, pb_varint(1)))
+    return m
+
+spm_real = rd(fx, "stories260K", "hf", "tokenizer.model")
+seed("fuzz_spm", "stories260K.model", spm_real)
+seed("fuzz_spm", "stories260K_text.model", spm_real + b"\n--TEXT--\nOnce upon a time, Lily saw a \xe2\x9c\xa8 star.")
+seed("fuzz_spm", "stories260K_truncated.model", spm_real[: len(spm_real) // 2])
+letters = [(c, -float(i), 1) for i, c in enumerate("\u2581abcdehlortw")]
+base = [("<unk>", 0.0, 2), ("<s>", 0.0, 3), ("</s>", 0.0, 3)]
+bpe = base + letters + [("\u2581h", -20.0, 1), ("el", -21.0, 1), ("lo", -22.0, 1)]
+seed("fuzz_spm", "tiny_bpe.model", spm_model(bpe, 2) + b"\n--TEXT--\nhello world")
+seed("fuzz_spm", "tiny_unigram.model", spm_model(base + letters + [("\u2581hello", -3.0, 1)], 1))
+seed("fuzz_spm", "tiny_char.model", spm_model(base + letters, 4))
+seed("fuzz_spm", "tiny_word.model", spm_model(base + [("\u2581hello", -1.0, 1), ("\u2581world", -2.0, 1)], 3))
+
 for t in sorted(made):
     d = os.path.join(out, t)
     sizes = [os.path.getsize(os.path.join(d, f)) for f in os.listdir(d)]
