@@ -8,7 +8,7 @@ if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
 $SUDO apt-get install -y -q --no-install-recommends \
-  g++ cmake ninja-build ccache pkg-config xz-utils \
+  g++ cmake ninja-build ccache pkg-config xz-utils clang libclang-rt-14-dev \
   libtorch-dev libopenblas0-openmp \
   libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev \
   libpcre2-dev libutf8proc-dev libbz2-dev \

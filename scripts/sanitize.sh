@@ -1,44 +1,59 @@
 #!/usr/bin/env bash
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the library, the CLI and the test
 # binary (g++ 12, into build-asan/ or $SQ_ASAN_DIR), then the unit and component tests under it,
-# one process per test (ctest), so one report does not hide the others.
+# one process per test (ctest), so one report does not hide the others. .ci/run runs it.
 #
 #   scripts/sanitize.sh               build, then every test but the excluded ones below
 #   scripts/sanitize.sh 'Safetensors' build, then the tests matching a ctest -R regex
 #
-# Excluded: the CLI end-to-end tests (*Cli*) and the Python interop tests, which run the same
-# code at 5-20x the cost; they stay in the normal build. Tests that load a SentencePiece
-# tokenizer.model fail under ASan at once, with ASan's own message: the module is opened with
-# dlopen(RTLD_DEEPBIND), which ASan refuses, and without it Debian's sentencepiece binds to
-# libtorch's protobuf and crashes (tried). Any other failure is a finding: ASan aborts on the
-# first error, UBSan is fatal (-fno-sanitize-recover=all). Leak checking is off: libtorch and
-# OpenBLAS keep allocations to process exit by design.
+# Excluded (-E below), each for a stated reason; everything else must pass, with no sanitizer
+# report (ASan aborts on the first error, UBSan is fatal: -fno-sanitize-recover=all):
+# - the CLI end-to-end tests (*Cli*, Reliability, LayerOrder, the Slurm sweep) and the Python
+#   interop, reference and parity tests (Interop, MoeReference, EvalParity, GgufTok): they run
+#   the same library code at 5-20x the cost, or none of it (MoeReference checks transformers
+#   against the committed logits), and stay in the normal build;
+# - the three tests whose subject is the SentencePiece module itself
+#   (Tokenizer.ModulePathIsReported, Tokenizer.TorchAndSentencePieceShareOneProcess,
+#   NativeSpm.SameIdsAndText...): the module is opened with dlopen(RTLD_DEEPBIND), which ASan
+#   refuses. Every other test reads tokenizer.model through the native reader instead
+#   (SQ_SPM_NATIVE=1, src/data/spm_native.cpp; NativeSpm.* proves it gives the module's ids in
+#   the normal build), and the module's own code runs under ASan in fuzz/fuzz_spm.cpp.
+# Leak checking is off: libtorch and OpenBLAS keep allocations to process exit by design.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DIR="${SQ_ASAN_DIR:-build-asan}"
 JOBS="${SQ_JOBS:-$(nproc)}"
 FILTER="${1:-.}"
 FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+t0=$(date +%s)
 if [ ! -f "$DIR/build.ninja" ]; then
-  cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-    -DCMAKE_CXX_FLAGS="$FLAGS" -DCMAKE_C_FLAGS="$FLAGS" \
+  # -O1 -g1: the instrumented code is our own (libtorch and OpenBLAS, where the arithmetic
+  # runs, are not rebuilt), so -O2 buys little at run time and costs compile time; -g1 keeps
+  # file:line in the reports.
+  cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$FLAGS" -DCMAKE_C_FLAGS="$FLAGS" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
 fi
 cmake --build "$DIR" -j "$JOBS" --target sq_tests sliderquant
+echo "sanitizer build: $(( $(date +%s) - t0 )) s"
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export OMP_NUM_THREADS=1
+export SQ_SPM_NATIVE=1
+EXCLUDE='Cli|Interop|MoeReference|Slurm|EvalParity|Reliability|LayerOrder|GgufTok|Tokenizer\.ModulePathIsReported|Tokenizer\.TorchAndSentencePieceShareOneProcess|NativeSpm\.SameIds'
 start=$(date +%s)
 rc=0
-ctest --test-dir "$DIR" -j "$JOBS" -R "$FILTER" -E 'Cli|Interop|EvalParity|Reliability|LayerOrder|GgufTok' \
-  --timeout 600 --output-on-failure >"$DIR/sanitize.log" 2>&1 || rc=$?
-blocked=$(grep -c 'dlopen a .*libsq_spm.so shared library with RTLD_DEEPBIND' "$DIR/sanitize.log" || true)
-findings=$(grep -E 'runtime error|ERROR: AddressSanitizer' "$DIR/sanitize.log" | grep -vc RTLD_DEEPBIND || true)
+ctest --test-dir "$DIR" -j "$JOBS" -R "$FILTER" -E "$EXCLUDE" \
+  --timeout 900 --output-on-failure >"$DIR/sanitize.log" 2>&1 || rc=$?
+findings=$(grep -cE 'runtime error|ERROR: AddressSanitizer' "$DIR/sanitize.log" || true)
 grep -E 'tests passed|tests failed' "$DIR/sanitize.log" || true
-echo "sanitized tests: $(( $(date +%s) - start )) s; $blocked blocked by the SentencePiece module (RTLD_DEEPBIND);" \
-     "$findings sanitizer report(s); log: $DIR/sanitize.log"
-grep -E 'runtime error|ERROR: AddressSanitizer' "$DIR/sanitize.log" | grep -v RTLD_DEEPBIND || true
-failed=$(grep -cE '^\s+[0-9]+ - .*\((Failed|Subprocess aborted|Timeout|SEGFAULT)\)' "$DIR/sanitize.log" || true)
-[ "$findings" -eq 0 ] || exit 1
-[ "$rc" -eq 0 ] || [ "$failed" -le "$blocked" ] || { echo "$failed failed, more than the $blocked blocked" >&2; exit 1; }
+echo "sanitized tests: $(( $(date +%s) - start )) s; $findings sanitizer report(s); log: $DIR/sanitize.log"
+if [ "$findings" -ne 0 ] || [ "$rc" -ne 0 ]; then
+  # The first report in full (CI keeps only this output), then the list of what failed.
+  first=$(grep -nE 'runtime error|ERROR: AddressSanitizer' "$DIR/sanitize.log" | head -n 1 | cut -d: -f1)
+  [ -n "$first" ] && sed -n "$(( first > 20 ? first - 20 : 1 )),$(( first + 60 ))p" "$DIR/sanitize.log"
+  grep -E 'runtime error|ERROR: AddressSanitizer|\((Failed|Subprocess aborted|Timeout|SEGFAULT)\)' "$DIR/sanitize.log" | head -n 40 || true
+  echo "sanitize.sh: failures or sanitizer reports (full log: $DIR/sanitize.log)" >&2
+  exit 1
+fi
