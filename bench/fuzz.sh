@@ -6,6 +6,8 @@
 #
 # Environment:
 #   SQ_FUZZ_SECONDS   seconds per target (default 30)
+#   SQ_FUZZ_RUNS      stop a target after this many executions instead, if it gets there first
+#                     (the 10-million campaign: SQ_FUZZ_RUNS=10000000 SQ_FUZZ_SECONDS=7200)
 #   SQ_FUZZ_TARGETS   targets to run (default: all seven)
 #   SQ_FUZZ_BUILD     build directory (default build-fuzz)
 #   SQ_FUZZ_JOBS      build parallelism (default 2)
@@ -69,7 +71,7 @@ for t in $TARGETS; do
   echo "run: $t for ${SECS}s"
   s0=$(date +%s.%N)
   env "${findings_env[@]}" TMPDIR="$B/tmp" "${NICE[@]}" "$B/$t" "$B/corpus/$t" \
-    -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -max_total_time="$SECS" ${SQ_FUZZ_RUNS:+-runs="$SQ_FUZZ_RUNS"} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$B/findings/$t/" >"$B/logs/$t.log" 2>&1
   rc=$?
   s1=$(date +%s.%N)

@@ -46,7 +46,7 @@ models agree with transformers to 3e-6):
                     that sliderquant (fp16 scale, float32 product) does not make (measured
                     <= 2.4e-3).
   TOL_CT      5e-5  compressed-tensors decompresses into the scales' dtype (float32) as we do.
-  TOL_ACT     1e-3  W8A8: per-token activation rounding; a tie may fall the other way.
+  TOL_ACT     2e-2  W8A8: per-token activation rounding; a tie may fall the other way (one code).
   TOL_CT_BF16 5e-2  bfloat16 checkpoints: compressed-tensors rounds scale * q to bf16, we do not.
 Every failed check prints FAIL and the case exits 1 after printing its tables; nothing is
 skipped. Prints the measured numbers as markdown tables.
@@ -492,8 +492,10 @@ CTWRITTEN = [
     ("qwen2", "W8A8", None, None, None, "float32", None),
 ]
 # activations quantized per token (W8A8): a rounding tie of one activation may fall the other
-# way in another summation order; measured 5e-5.
-TOL_ACT = 1e-3
+# way in another summation order, and one flipped 8-bit code moves the logits by a step times a
+# weight row; measured 5e-5 on an Intel Xeon (Sapphire Rapids), 8.5e-3 on an AMD EPYC (Zen 4,
+# another BLAS kernel set). A wrong activation scheme (sym vs asym, per-tensor) is 0.1-1.
+TOL_ACT = 2e-2
 # bfloat16: both sides compute in float32 from the same bf16-rounded weights and scales, but
 # compressed-tensors dequantizes in bf16 (the scale's dtype) and rounds the product to bf16.
 TOL_CT_BF16 = 5e-2

@@ -42,7 +42,11 @@ def main():
                     err = float((got - want).abs().max() / want.abs().max())
                     worst = max(worst, err)
                     print(f"{name:18s} {prompt:5s} {tag}: max |transformers now - committed| / max |logit| = {err:.2e}")
-                    if err > 1e-5:
+                    # bf16 matmuls round differently per CPU ISA (AMX on Sapphire Rapids, where
+                    # the fixtures were made, vs AVX512-BF16 on an AMD EPYC: 1.2e-4 measured on
+                    # qwen3_moe_starved's short prompt); a changed MoE forward or an edited
+                    # fixture moves logits by orders of magnitude more.
+                    if err > (1e-5 if tag == "fp32" else 1e-3):
                         print(f"FAIL: {name} {prompt} {tag} differs from the committed reference", file=sys.stderr)
                         return 1
     print(f"all references reproduced (worst {worst:.2e})")

@@ -3,7 +3,7 @@
 
 Usage: test_ppl_parity.py --cli BUILD/sliderquant --model DIR --text FILE
                           [--seqlen 2048] [--windows 0] [--dtypes float32,bfloat16]
-                          [--tol 1e-3] [--json OUT]
+                          [--tol 1e-3] [--tol-bf16 3e-3] [--json OUT]
 
 The GPTQ protocol (IST-DASLab gptq/datautils.py + llama_eval): the whole text is tokenized
 once (BOS as the tokenizer adds it), cut into floor(n / seqlen) non-overlapping windows, and the
@@ -14,7 +14,12 @@ the sliderquant side is `sliderquant eval MODEL --ppl FILE --seqlen S --max-wind
 Checks, each a FAIL line and exit 1 when it does not hold (nothing is skipped):
   - the token ids are identical (`sliderquant tokenize --json` vs the Hugging Face tokenizer),
     so both sides score the same windows;
-  - per dtype, |ppl_ours / ppl_transformers - 1| <= --tol (default 1e-3 = 0.1%);
+  - per dtype, |ppl_ours / ppl_transformers - 1| <= --tol (default 1e-3 = 0.1%) for float32 and
+    --tol-bf16 (default 3e-3 = 0.3%) for bfloat16. bfloat16 rounds every op's output, in kernels
+    that differ by CPU: on SmolLM2-135M's first WikiText-2 window the two sides were within
+    0.1% on an Intel Xeon (Sapphire Rapids, AMX) and -0.17% apart on an AMD EPYC (Zen 4,
+    AVX512-BF16), where our own bf16 ppl moved 0.07% from the Xeon's (15.1200 -> 15.1098) and
+    float32 still agreed to 0.001%;
   - per dtype, the window NLLs agree to --tol relative as well (the first differing window is
     printed).
 Prints one markdown table row per dtype and writes the figures as JSON with --json.
@@ -43,6 +48,7 @@ def main():
     ap.add_argument("--windows", type=int, default=0, help="score at most N windows (0 = all)")
     ap.add_argument("--dtypes", default="float32,bfloat16")
     ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--tol-bf16", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=int(os.environ.get("OMP_NUM_THREADS", "1")))
     ap.add_argument("--json")
     a = ap.parse_args()
@@ -119,9 +125,10 @@ def main():
         rows.append(row)
         if p["windows"] != windows:
             bad += fail(f"{dtype}: sliderquant scored {p['windows']} windows, transformers {windows}")
-        if abs(rel) > a.tol:
+        tol = a.tol if dtype == "float32" else a.tol_bf16
+        if abs(rel) > tol:
             bad += fail(f"{dtype}: perplexity {ours_ppl:.6f} (sliderquant) vs {hf_ppl:.6f} (transformers): "
-                        f"{rel * 100:+.4f}% exceeds {a.tol * 100:.3f}%")
+                        f"{rel * 100:+.4f}% exceeds {tol * 100:.3f}%")
     print("\n| dtype | windows x seqlen | BOS | sliderquant ppl | transformers ppl | difference | sliderquant s | "
           "transformers s |\n|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -130,7 +137,7 @@ def main():
               f"{r['seconds_sliderquant']:.1f} | {r['seconds_transformers']:.1f} |")
     if a.json:
         with open(a.json, "w") as f:
-            json.dump({"model": a.model, "text": a.text, "tolerance": a.tol, "rows": rows,
+            json.dump({"model": a.model, "text": a.text, "tolerance": a.tol, "tolerance_bf16": a.tol_bf16, "rows": rows,
                        "transformers": transformers.__version__, "torch": torch.__version__}, f, indent=2)
     print("\nppl parity:", "FAIL" if bad else "ok", flush=True)
     return 1 if bad else 0
