@@ -37,29 +37,22 @@ constexpr size_t kRows = 5;
   SQ_FAIL(dir << ": the " << row << " model's metadata holds a value of the wrong type or lacks a key ("
               << e.what() << ")");
 }
-template <size_t I>
-bool guarded_detect(const std::string& dir) {
+// CALL(row I), under the JSON guard above.
+template <class Call>
+auto guarded(size_t i, const std::string& dir, Call&& call) -> decltype(call(raw_rows()[i])) {
   try {
-    return raw_rows()[I].detect(dir);
+    return call(raw_rows()[i]);
   } catch (const nlohmann::json::exception& e) {
-    json_error(dir, raw_rows()[I].name, e);
+    json_error(dir, raw_rows()[i].name, e);
   }
 }
 template <size_t I>
-Model guarded_read(const std::string& dir) {
-  try {
-    return raw_rows()[I].read(dir);
-  } catch (const nlohmann::json::exception& e) {
-    json_error(dir, raw_rows()[I].name, e);
-  }
-}
+bool guarded_detect(const std::string& d) { return guarded(I, d, [&](const ModelFormat& f) { return f.detect(d); }); }
 template <size_t I>
-nlohmann::json guarded_describe(const std::string& dir) {
-  try {
-    return raw_rows()[I].describe(dir);
-  } catch (const nlohmann::json::exception& e) {
-    json_error(dir, raw_rows()[I].name, e);
-  }
+Model guarded_read(const std::string& d) { return guarded(I, d, [&](const ModelFormat& f) { return f.read(d); }); }
+template <size_t I>
+nlohmann::json guarded_describe(const std::string& d) {
+  return guarded(I, d, [&](const ModelFormat& f) { return f.describe(d); });
 }
 template <size_t I>
 ModelFormat guarded_row() {
