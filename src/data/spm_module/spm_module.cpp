@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
 #include <new>
 #include <string>
 #include <vector>
@@ -60,7 +61,9 @@ SQ_SPM_EXPORT int sq_spm_abi_version(void) { return SQ_SPM_ABI_VERSION; }
 SQ_SPM_EXPORT sq_spm_model* sq_spm_load(const char* path, char** err) {
   if (err != nullptr) *err = nullptr;
   try {
-    auto* m = new sq_spm_model();
+    // Owned until it is handed out: an exception from Load must not leak it (found by fuzz_spm:
+    // LeakSanitizer, 88 bytes plus the half-parsed ModelProto, on a mutated stories260K model).
+    std::unique_ptr<sq_spm_model> m(new sq_spm_model());
     auto st = m->sp.Load(path);
     if (!st.ok()) {
       // SentencePiece's status text names its own source lines; say what it means instead.
@@ -69,10 +72,9 @@ SQ_SPM_EXPORT sq_spm_model* sq_spm_load(const char* path, char** err) {
                                     "another format?)"
                                   : st.ToString();
       set_err(err, std::string("cannot load SentencePiece model ") + path + ": " + why);
-      delete m;
       return nullptr;
     }
-    return m;
+    return m.release();
   } catch (const std::exception& e) {
     set_err(err, std::string("cannot load SentencePiece model ") + path + ": " + e.what());
   } catch (...) {
