@@ -75,10 +75,9 @@ struct Proto {
   std::vector<float> scores;
   std::vector<int32_t> types;
   int64_t model_type = 1;  // UNIGRAM unless said
-  int64_t unk_id = 0, bos_id = 1, eos_id = 2;
+  int64_t bos_id = 1, eos_id = 2;
   bool add_dummy_prefix = true, remove_extra_whitespaces = true, escape_whitespaces = true;
   std::string normalizer_name, charsmap;
-  bool has_normalizer = false;
 };
 
 int64_t as_int32(uint64_t v) { return int64_t(int32_t(uint32_t(v))); }  // protobuf int32 (negatives: 10 bytes)
@@ -114,13 +113,11 @@ Proto parse(const std::string& data, const std::string& where) {
         const uint64_t k = s.varint();
         const uint32_t f = uint32_t(k >> 3), t = uint32_t(k & 7);
         if (t == 0 && f == 3) m.model_type = as_int32(s.varint());
-        else if (t == 0 && f == 40) m.unk_id = as_int32(s.varint());
         else if (t == 0 && f == 41) m.bos_id = as_int32(s.varint());
         else if (t == 0 && f == 42) m.eos_id = as_int32(s.varint());
         else s.skip(t);
       }
     } else if (field == 3 && wire == 2) {  // NormalizerSpec
-      m.has_normalizer = true;
       Wire s = w.sub();
       while (!s.done()) {
         const uint64_t k = s.varint();

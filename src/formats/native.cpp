@@ -267,9 +267,7 @@ Model read(const std::string& dir) {
       at::Tensor t = ck.get(name);
       // Scales, zeros and every other float a packed linear stores: NaN or Inf there would
       // dequantize into a weight the HF reader's check never sees (found by fuzz_formats).
-      if (at::isFloatingType(t.scalar_type()))
-        SQ_CHECK(at::isfinite(t).all().item<bool>(),
-                 "tensor " << name << " in " << ck.file_of(name) << " holds NaN or Inf");
+      if (at::isFloatingType(t.scalar_type())) check_finite(t, name, ck);
       return t;
     };
     const nlohmann::json& e = tensors[prefix];

@@ -43,6 +43,11 @@ const char* online_point_name(OnlinePoint p) {
   return names[int(p)];
 }
 
+void check_finite(const at::Tensor& t, const std::string& name, const Checkpoint& ck) {
+  SQ_CHECK(at::isfinite(t).all().item<bool>(), "tensor " << name << " in " << ck.file_of(name)
+                                                         << " holds NaN or Inf values");
+}
+
 namespace {
 
 int64_t tensor_bytes(const at::Tensor& t) { return t.defined() ? t.numel() * int64_t(t.element_size()) : 0; }
@@ -67,8 +72,7 @@ struct Loader {
     SQ_CHECK(t.sizes().vec() == shape, "tensor " << name << " in " << dir << " has shape "
                                                  << shape_str(t.sizes()) << " but config.json implies "
                                                  << shape_str(shape));
-    SQ_CHECK(at::isfinite(t).all().item<bool>(), "tensor " << name << " in " << ck.file_of(name)
-                                                           << " holds NaN or Inf values");
+    check_finite(t, name, ck);
     return t;
   }
   Linear linear(const std::string& canonical, int64_t out, int64_t in, bool bias) {

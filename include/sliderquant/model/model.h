@@ -141,6 +141,11 @@ using LinearResolver =
 
 // Loads config.json and the weights of DIR; checks every tensor's presence, shape and
 // dtype (floating point) against the config, naming the tensor and file on mismatch.
+// Throws "tensor NAME in FILE holds NaN or Inf values" unless every value of T, read as NAME
+// from CK, is finite. load_model checks every tensor it reads; a resolver checks the float
+// tensors it reads itself (scales, zeros) with this.
+void check_finite(const at::Tensor& t, const std::string& name, const Checkpoint& ck);
+
 Model load_model(const std::string& dir, const LinearResolver& resolver = {});
 // The same from a configuration and weights obtained elsewhere (a converted file): SOURCE
 // is what errors name and what Model::dir holds.
