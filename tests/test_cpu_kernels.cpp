@@ -101,6 +101,21 @@ TEST(QuantizeCli, SaveCalibrationWritesTheWindowsTheReportHashes) {
   EXPECT_EQ(report["calibration"]["sha256"], sha256_hex(flat.data(), flat.size() * sizeof(int64_t)));
   EXPECT_EQ(report["calibration"]["samples"], 3);
   EXPECT_EQ(report["calibration"]["seqlen"], 40);
+  // --dry-run writes the same windows without quantizing (no output, no work directory), and
+  // refuses a recipe that takes no calibration.
+  const std::string dry_out = sq::testing::fresh_path("savecal_dry_out");
+  const std::string dry_ids = sq::testing::fresh_path("savecal_dry_ids.json");
+  auto d = sq::testing::run_cli("quantize " + sq::testing::kStoriesModel + " --recipe gptq-w4g128 --calib " +
+                                sq::testing::kWikiText + " --samples 3 --seqlen 40 --seed 7 --out " + dry_out +
+                                " --dry-run --save-calibration " + dry_ids + " --quiet");
+  ASSERT_EQ(d.code, 0) << d.out;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dry_ids)), windows);
+  EXPECT_FALSE(std::filesystem::exists(dry_out));
+  EXPECT_FALSE(std::filesystem::exists(dry_out + ".work"));
+  auto n = sq::testing::run_cli("quantize " + sq::testing::kStoriesModel + " --recipe rtn-w4g128 --out " + dry_out +
+                                " --dry-run --save-calibration " + dry_ids);
+  EXPECT_EQ(n.code, 1) << n.out;
+  EXPECT_NE(n.out.find("uses no calibration"), std::string::npos) << n.out;
 }
 
 // The eager attention works through blocks of 256 queries against only the keys each block may

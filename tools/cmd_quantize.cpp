@@ -55,6 +55,28 @@ nlohmann::json moe_report(const Session& s, const ModelConfig& cfg) {
           {"expert_tokens", tokens}, {"starved_experts", starved}};
 }
 
+// Writes the calibration windows' token ids (JSON: a list of windows) for another tool to use.
+void save_calibration_ids(const std::string& path, const CalibrationSet& calib) {
+  nlohmann::json windows = nlohmann::json::array();
+  for (int64_t i = 0; i < calib.samples; ++i)
+    windows.push_back(std::vector<int64_t>(calib.ids.begin() + i * calib.seqlen, calib.ids.begin() + (i + 1) * calib.seqlen));
+  write_file_atomic(path, windows.dump() + "\n");
+  SQ_INFO("wrote the calibration token ids (" << calib.samples << " x " << calib.seqlen << ") to " << path);
+}
+
+CalibrationSet calibration_set(const Recipe& recipe, const Tokenizer& tok, const std::string& data_dir,
+                               TextDataset* text_out) {
+  TextDataset text = load_calibration_text(recipe.calibration.dataset, data_dir);
+  if (text.note.find("WARNING") != std::string::npos) SQ_INFO(text.note);
+  CalibrationSet calib = make_calibration_set(tok.encode_for_model(text.text), recipe.calibration.samples,
+                                              recipe.calibration.seqlen, recipe.calibration.seed);
+  calib.source = text.name;
+  calib.text_sha256 = text.sha256;
+  SQ_INFO("calibration: " << text.name << ", " << calib.note << ", sha256 " << calib.sha256.substr(0, 16) << "...");
+  if (text_out) *text_out = std::move(text);
+  return calib;
+}
+
 }  // namespace
 
 int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
@@ -106,6 +128,11 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
       std::printf("%-24s %6lldx%-6lld %-8s %s\n", p.name.c_str(), (long long)p.out, (long long)p.in,
                   p.format ? p.format->name().c_str() : "fp16", p.rule.c_str());
     std::printf("resolved recipe:\n%s\n", recipe.resolved_json().c_str());
+    if (!a.save_calibration.empty()) {  // the calibration tokens without a run, for another tool
+      SQ_CHECK(recipe.needs_calibration(),
+               "--save-calibration: recipe " << recipe.name << " uses no calibration; there are no tokens to write");
+      save_calibration_ids(a.save_calibration, calibration_set(recipe, *load_tokenizer(model_dir), a.data_dir, nullptr));
+    }
     return 0;
   }
 
@@ -140,22 +167,9 @@ int cmd_quantize(const QuantizeArgs& a, const CommonArgs& common) {
       SQ_INFO("warning: recipe " << recipe.name << " uses no calibration; --calib, --samples, --seqlen and --seed "
                                  "do nothing");
     if (recipe.needs_calibration()) {
-      TextDataset text = load_calibration_text(recipe.calibration.dataset, a.data_dir);
-      if (text.note.find("WARNING") != std::string::npos) SQ_INFO(text.note);
-      calib = std::make_unique<CalibrationSet>(make_calibration_set(
-          tok->encode_for_model(text.text), recipe.calibration.samples, recipe.calibration.seqlen, recipe.calibration.seed));
-      calib->source = text.name;
-      calib->text_sha256 = text.sha256;
-      SQ_INFO("calibration: " << text.name << ", " << calib->note << ", sha256 " << calib->sha256.substr(0, 16) << "...");
-      if (!a.save_calibration.empty()) {
-        nlohmann::json windows = nlohmann::json::array();
-        for (int64_t i = 0; i < calib->samples; ++i)
-          windows.push_back(std::vector<int64_t>(calib->ids.begin() + i * calib->seqlen,
-                                                 calib->ids.begin() + (i + 1) * calib->seqlen));
-        write_file_atomic(a.save_calibration, windows.dump() + "\n");
-        SQ_INFO("wrote the calibration token ids (" << calib->samples << " x " << calib->seqlen << ") to "
-                                                      << a.save_calibration);
-      }
+      TextDataset text;
+      calib = std::make_unique<CalibrationSet>(calibration_set(recipe, *tok, a.data_dir, &text));
+      if (!a.save_calibration.empty()) save_calibration_ids(a.save_calibration, *calib);
       report["calibration"] = {{"dataset", text.name},     {"source", text.source},         {"text_sha256", text.sha256},
                                {"sha256", calib->sha256},  {"seed", calib->seed},           {"samples", calib->samples},
                                {"seqlen", calib->seqlen},  {"note", text.note + "; " + calib->note}};

@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
   quant->add_option("--json", qa.json, "write a report (plan, timings, calibration, perplexities) to this file");
   quant->add_option("--save-calibration", qa.save_calibration,
                     "write the calibration windows' token ids to this file (JSON: a list of windows), so that "
-                    "another tool can be calibrated on the same tokens");
+                    "another tool can be calibrated on the same tokens (with --dry-run: written without quantizing)");
   quant->add_flag("--dry-run", qa.dry_run, "resolve the recipe and print the plan; quantize nothing");
   quant->add_flag("--force", qa.force, "replace an existing output directory");
   quant->add_flag("--keep-work", qa.keep_work, "keep the work directory after success");
