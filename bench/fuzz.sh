@@ -9,7 +9,9 @@
 #   SQ_FUZZ_RUNS      stop a target after this many executions instead, if it gets there first
 #                     (the 10-million campaign: SQ_FUZZ_RUNS=10000000 SQ_FUZZ_SECONDS=7200)
 #   SQ_FUZZ_TARGETS   targets to run (default: all seven)
-#   SQ_FUZZ_BUILD     build directory (default build-fuzz)
+#   SQ_FUZZ_BUILD     build directory (default build-fuzz: the standalone fuzz/ project; or
+#                     build-asan, the instrumented tree scripts/sanitize.sh configured with
+#                     SQ_FUZZ=ON, where only the harnesses are left to compile: .ci/run's way)
 #   SQ_FUZZ_JOBS      build parallelism (default 2)
 #   SQ_FUZZ_FRESH=1   start each target from the seeds again (default: keep the corpus that
 #                     earlier runs grew in build-fuzz/corpus/<target>)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the library, the CLI and the test
-# binary (g++ 12, into build-asan/ or $SQ_ASAN_DIR), then the unit and component tests under it,
-# one process per test (ctest), so one report does not hide the others. .ci/run runs it.
+# binary (clang 14, into build-asan/ or $SQ_ASAN_DIR), then the unit and component tests under
+# it, one process per test (ctest), so one report does not hide the others. .ci/run runs it.
+# The build also carries libFuzzer's coverage instrumentation (-fsanitize=fuzzer-no-link) and
+# SQ_FUZZ=ON, so bench/fuzz.sh builds its targets in the same tree (SQ_FUZZ_BUILD=build-asan,
+# as .ci/run does) by compiling only the harnesses: one instrumented build instead of two.
 #
 #   scripts/sanitize.sh               build, then every test but the excluded ones below
 #   scripts/sanitize.sh 'Safetensors' build, then the tests matching a ctest -R regex
@@ -24,13 +27,15 @@ cd "$(dirname "$0")/.."
 DIR="${SQ_ASAN_DIR:-build-asan}"
 JOBS="${SQ_JOBS:-$(nproc)}"
 FILTER="${1:-.}"
-FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer"
+CXX_SAN="${CXX_SAN:-clang++}"
+command -v "$CXX_SAN" >/dev/null || { echo "sanitize.sh: $CXX_SAN not found (scripts/install_deps.sh installs clang)" >&2; exit 2; }
 t0=$(date +%s)
 if [ ! -f "$DIR/build.ninja" ]; then
   # -O1 -g1: the instrumented code is our own (libtorch and OpenBLAS, where the arithmetic
   # runs, are not rebuilt), so -O2 buys little at run time and costs compile time; -g1 keeps
   # file:line in the reports.
-  cmake -S . -B "$DIR" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
+  cmake -S . -B "$DIR" -G Ninja -DCMAKE_CXX_COMPILER="$CXX_SAN" -DSQ_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" \
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$FLAGS" -DCMAKE_C_FLAGS="$FLAGS" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"

@@ -186,7 +186,8 @@ TEST(IqpSolver, HandExample) {
 
 TEST(IqpSolver, InfeasibleBudgetStatesTheRange) {
   Dense d = random_problem(7, false);
-  auto [lo, hi] = cost_range(d.p);
+  const auto range = cost_range(d.p);  // not a structured binding: C++17 lambdas cannot capture one (clang)
+  const auto lo = range.first, hi = range.second;
   RatioIqpResult full = solve_ratio_iqp(d.p, hi);
   EXPECT_EQ(full.min_cost_bits, lo);
   std::string e = error_of([&] { solve_ratio_iqp(d.p, lo - 1); });
