@@ -3,10 +3,12 @@
 
 Usage: gptqmodel_quantize.py SRC_DIR OUT_DIR --bits B --group G [--sym|--asym]
                              [--desc-act|--no-desc-act] [--format gptq|gptq_v2]
-                             [--samples N] [--seqlen L]
+                             [--samples N] [--seqlen L] [--calib-ids FILE]
 
 Calibration: N windows of L tokens cut from tests/fixtures/text/wikitext2_head.txt, tokenized
-by the model's own tokenizer (transformers' AutoTokenizer on the copied tokenizer.model).
+by the model's own tokenizer (transformers' AutoTokenizer on the copied tokenizer.model); or, with
+--calib-ids, the token-id windows in FILE (a JSON list of lists, as `sliderquant quantize
+--save-calibration` writes them), so that GPTQModel sees exactly sliderquant's calibration tokens.
 G = -1 is per-channel. Writes OUT_DIR (config.json with quantization_config,
 quantize_config.json, model.safetensors) and prints the quantization_config written.
 Runs offline. Any failure exits non-zero.
@@ -31,10 +33,15 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 WIKI = os.path.join(ROOT, "tests", "fixtures", "text", "wikitext2_head.txt")
 
 
-def calibration(src, samples, seqlen):
+def calibration(src, samples, seqlen, calib_ids=None):
     import torch
     from transformers import AutoTokenizer
     tok = AutoTokenizer.from_pretrained(src)
+    if calib_ids:
+        with open(calib_ids) as f:
+            windows = json.load(f)
+        return [{"input_ids": torch.tensor([w], dtype=torch.long),
+                 "attention_mask": torch.ones(1, len(w), dtype=torch.long)} for w in windows], tok
     ids = tok(open(WIKI, encoding="utf-8").read())["input_ids"]
     if len(ids) < samples * seqlen:
         raise SystemExit(f"gptqmodel_quantize: {WIKI} has {len(ids)} tokens, fewer than {samples} x {seqlen}")
@@ -46,11 +53,11 @@ def calibration(src, samples, seqlen):
     return out, tok
 
 
-def quantize(src, out, bits, group, sym, desc_act, fmt="gptq", samples=8, seqlen=128):
+def quantize(src, out, bits, group, sym, desc_act, fmt="gptq", samples=8, seqlen=128, calib_ids=None):
     import torch
     from gptqmodel import GPTQModel, QuantizeConfig
     from gptqmodel.quantization import FORMAT
-    data, tok = calibration(src, samples, seqlen)
+    data, tok = calibration(src, samples, seqlen, calib_ids)
     extra = {}
     if group == -1 or desc_act:
         extra["act_group_aware"] = False  # GPTQModel refuses it per-channel, and drops it with desc_act
@@ -88,8 +95,9 @@ def main():
     ap.add_argument("--format", default="gptq", choices=["gptq", "gptq_v2"])
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--seqlen", type=int, default=128)
+    ap.add_argument("--calib-ids", default=None, help="JSON list of token-id windows (replaces --samples/--seqlen)")
     a = ap.parse_args()
-    quantize(a.src, a.out, a.bits, a.group, a.sym, a.desc_act, a.format, a.samples, a.seqlen)
+    quantize(a.src, a.out, a.bits, a.group, a.sym, a.desc_act, a.format, a.samples, a.seqlen, a.calib_ids)
     cfg = json.load(open(os.path.join(a.out, "config.json")))
     print(json.dumps(cfg.get("quantization_config"), indent=1))
 
