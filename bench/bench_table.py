@@ -76,6 +76,8 @@ ROWS = [
     ("W4g128", "GPTQModel GPTQ asym", {"kind": "gptqmodel", "bits": 4, "group": 128, "desc_act": False, "sym": False}),
     ("W4g128", "AutoRound", {"kind": "autoround", "bits": 4, "group": 128}),
     ("W4g128", "llama.cpp Q4_K_M", {"kind": "llamacpp", "type": "Q4_K_M"}),
+    ("W4g128", "llama.cpp Q4_K_S", {"kind": "llamacpp", "type": "Q4_K_S"}),
+    ("W4g128", "GPTQ onto Q4_K", ours("gptq-q4_k")),  # llama.cpp's grid and fallbacks: the k-quant comparison
     ("W4g128", "llama.cpp Q4_0", {"kind": "llamacpp", "type": "Q4_0"}),
     # W3, group 128
     ("W3g128", "RTN", ours("rtn-w3g128")),
@@ -88,6 +90,7 @@ ROWS = [
     ("W3g128", "GPTQModel GPTQ", {"kind": "gptqmodel", "bits": 3, "group": 128, "desc_act": False}),
     ("W3g128", "AutoRound", {"kind": "autoround", "bits": 3, "group": 128}),
     ("W3g128", "llama.cpp Q3_K_M", {"kind": "llamacpp", "type": "Q3_K_M"}),
+    ("W3g128", "GPTQ onto Q3_K", ours("gptq-q3_k")),
     # W2, group 64
     ("W2g64", "RTN", ours("rtn-w2g64")),
     ("W2g64", "GPTQ", ours("gptq-w2g64")),
@@ -101,6 +104,8 @@ ROWS = [
     ("W2g64", "GPTQModel GPTQ asym", {"kind": "gptqmodel", "bits": 2, "group": 64, "desc_act": False, "sym": False}),
     ("W2g64", "AutoRound", {"kind": "autoround", "bits": 2, "group": 64}),
     ("W2g64", "llama.cpp Q2_K", {"kind": "llamacpp", "type": "Q2_K"}),
+    ("W2g64", "GPTQ onto Q2_K mix", ours("gptq-q2_k-q3_k")),
+    ("W2g64", "SliderQuant onto Q2_K", ours("sliderquant-q2_k", learned=True)),
     # W2 per-channel
     ("W2", "RTN", ours("rtn-w2g64", "w2")),
     ("W2", "GPTQ", ours("gptq-w4-perchannel", "w2")),
@@ -287,21 +292,29 @@ def read_eval(paths):
     return res
 
 
+def cached_row(rdir, stem, key_src):
+    """(key of KEY_SRC, the row's cache path, the cached row if it ran with that key and succeeded)."""
+    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
+    cache = os.path.join(rdir, stem + ".json")
+    if os.path.exists(cache):
+        with open(cache) as f:
+            old = json.load(f)
+        if old.get("key") == key and old.get("ok"):
+            return key, cache, old
+    return key, cache, None
+
+
 def do_row(args, col, name, spec, calib_ids):
     rid = row_id(col, name)
     s = slug(rid)
     rdir = os.path.join(args.work, "rows")
     os.makedirs(rdir, exist_ok=True)
-    key_src = {"spec": spec, "model": os.path.abspath(args.model), "calib": [args.calib, args.samples, args.seqlen,
-               args.seed], "epochs": args.epochs if spec.get("learned") else None, "windows": args.windows,
-               "zs_limit": args.zs_limit, "kld": args.kld, "v": 1}
-    key = hashlib.sha256(json.dumps(key_src, sort_keys=True).encode()).hexdigest()[:16]
-    cache = os.path.join(rdir, s + ".json")
-    if os.path.exists(cache):
-        with open(cache) as f:
-            old = json.load(f)
-        if old.get("key") == key and old.get("ok"):
-            return old
+    key, cache, old = cached_row(rdir, s, {
+        "spec": spec, "model": os.path.abspath(args.model), "calib": [args.calib, args.samples, args.seqlen, args.seed],
+        "epochs": args.epochs if spec.get("learned") else None, "windows": args.windows, "zs_limit": args.zs_limit,
+        "kld": args.kld, "v": 1})
+    if old:
+        return old
     row = {"id": rid, "column": col, "name": name, "spec": spec, "key": key, "ok": False}
     out = os.path.join(args.work, "out", s)
     shutil.rmtree(out, ignore_errors=True)
@@ -450,13 +463,9 @@ def baseline(args):
     s = "baseline"
     rdir = os.path.join(args.work, "rows")
     os.makedirs(rdir, exist_ok=True)
-    key = hashlib.sha256(json.dumps([os.path.abspath(args.model), args.windows, args.zs_limit, 1]).encode()).hexdigest()[:16]
-    cache = os.path.join(rdir, s + ".json")
-    if os.path.exists(cache):
-        with open(cache) as f:
-            old = json.load(f)
-        if old.get("key") == key and old.get("ok"):
-            return old
+    key, cache, old = cached_row(rdir, s, [os.path.abspath(args.model), args.windows, args.zs_limit, 1])
+    if old:
+        return old
     (cmd, ejson), = eval_cmds(args, args.model, os.path.join(rdir, s))
     rc, wall, _ = run(cmd, os.path.join(rdir, s + ".eval.log"))
     row = {"id": "baseline", "column": "fp32", "name": "unquantized", "tool": "-", "key": key, "ok": rc == 0,

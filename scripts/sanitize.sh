@@ -31,6 +31,10 @@ FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fn
 CXX_SAN="${CXX_SAN:-clang++}"
 command -v "$CXX_SAN" >/dev/null || { echo "sanitize.sh: $CXX_SAN not found (scripts/install_deps.sh installs clang)" >&2; exit 2; }
 t0=$(date +%s)
+if [ -f "$DIR/build.ninja" ] && ! grep -q '^SQ_FUZZ:BOOL=ON' "$DIR/CMakeCache.txt"; then
+  echo "sanitize.sh: $DIR was configured by an older version of this script (g++, no SQ_FUZZ); configuring it again"
+  rm -rf "$DIR"
+fi
 if [ ! -f "$DIR/build.ninja" ]; then
   # -O1 -g1: the instrumented code is our own (libtorch and OpenBLAS, where the arithmetic
   # runs, are not rebuilt), so -O2 buys little at run time and costs compile time; -g1 keeps
