@@ -74,10 +74,13 @@ ROWS = [
     ("W4g128", "GPTQModel GPTQ", {"kind": "gptqmodel", "bits": 4, "group": 128, "desc_act": False}),
     ("W4g128", "GPTQModel GPTQ desc_act", {"kind": "gptqmodel", "bits": 4, "group": 128, "desc_act": True}),
     ("W4g128", "GPTQModel GPTQ asym", {"kind": "gptqmodel", "bits": 4, "group": 128, "desc_act": False, "sym": False}),
-    ("W4g128", "AutoRound", {"kind": "autoround", "bits": 4, "group": 128}),
+    # AutoRound leaves a linear in full precision when its input width is not a multiple of the
+    # group size (seen on stories260K), so on SmolLM2 (576 = 4.5 x 128) it runs at group 64
+    ("W4g128", "AutoRound (g64)", {"kind": "autoround", "bits": 4, "group": 64}),
     ("W4g128", "llama.cpp Q4_K_M", {"kind": "llamacpp", "type": "Q4_K_M"}),
     ("W4g128", "llama.cpp Q4_K_S", {"kind": "llamacpp", "type": "Q4_K_S"}),
-    ("W4g128", "GPTQ onto Q4_K", ours("gptq-q4_k")),  # llama.cpp's grid and fallbacks: the k-quant comparison
+    ("W4g128", "GPTQ onto Q4_K", ours("gptq-q4_k")),
+    ("W4g128", "GPTQ w4g32s (Q4_0 grid)", ours("gptq-w4g128", "w4g32s")),  # 4.5 bits, beside llama.cpp Q4_0  # llama.cpp's grid and fallbacks: the k-quant comparison
     ("W4g128", "llama.cpp Q4_0", {"kind": "llamacpp", "type": "Q4_0"}),
     # W3, group 128
     ("W3g128", "RTN", ours("rtn-w3g128")),
@@ -88,7 +91,7 @@ ROWS = [
     ("W3g128", "ratio (searched)", ours("ratio-w3g128", learned=True)),
     ("W3g128", "SliderQuant", ours("sliderquant-w3a16", "w3g128", learned=True)),
     ("W3g128", "GPTQModel GPTQ", {"kind": "gptqmodel", "bits": 3, "group": 128, "desc_act": False}),
-    ("W3g128", "AutoRound", {"kind": "autoround", "bits": 3, "group": 128}),
+    ("W3g128", "AutoRound (g64)", {"kind": "autoround", "bits": 3, "group": 64}),
     ("W3g128", "llama.cpp Q3_K_M", {"kind": "llamacpp", "type": "Q3_K_M"}),
     ("W3g128", "GPTQ onto Q3_K", ours("gptq-q3_k")),
     # W2, group 64

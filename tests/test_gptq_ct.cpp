@@ -217,6 +217,31 @@ TEST(GptqFormat, DynamicOverridesAndActOrder) {
   EXPECT_EQ(d["formats"], nlohmann::json({{"w4g128s", 12}, {"w8", 1}}));
 }
 
+// AutoRound saves a GPTQ checkpoint with a copy of its quantization_config in a
+// quantization_config.json, the native format's file name: the directory is still GPTQ (it was
+// refused as "not a sliderquant-native model"), while a native output stays native and a damaged
+// native file still gets the native reader's error.
+TEST(GptqFormat, AutoRoundsQuantizationConfigJsonIsNotTakenForANativeModel) {
+  const Model m = load_model(tiny_model());
+  const std::map<std::string, QTensor> q = quantize(m, "w4g64");
+  const std::string out = fresh_path("gptq_autoround_layout");
+  find_format("gptq").write(m, q, {}, out, {});
+  nlohmann::json qc = config_of(out)["quantization_config"];
+  qc["provider"] = "auto-round";
+  write_file_atomic(path_join(out, "quantization_config.json"), qc.dump(2));
+  ASSERT_NE(try_detect_format(out), nullptr);
+  EXPECT_EQ(std::string(try_detect_format(out)->name), "gptq");
+  const Model back = load_any_model(out);
+  for (const auto& [n, x] : q) expect_same(x, qtensor_of(back, n), n);
+
+  const std::string native = fresh_path("native_still_native");
+  find_format("native").write(m, q, {}, native, {});
+  EXPECT_EQ(std::string(try_detect_format(native)->name), "native");
+  write_file_atomic(path_join(native, "quantization_config.json"), "{\"format\": 3");
+  EXPECT_EQ(std::string(try_detect_format(native)->name), "native");
+  EXPECT_TRUE(contains(error_of([&] { load_any_model(native); }), "quantization_config.json")) << native;
+}
+
 TEST(CompressedTensorsFormat, LayoutsConfigAndRoundTrip) {
   const Model m = load_model(tiny_model());
   struct Case {

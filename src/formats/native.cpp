@@ -66,7 +66,21 @@ std::string cannot_store_mixed(const MixedQTensor& q) {
   return "";
 }
 
-bool detect(const std::string& dir) { return path_exists(path_join(dir, kQConfig)); }
+// quantization_config.json is also the name AutoRound gives its copy of a GPTQ checkpoint's
+// quantization_config: a directory is native when the file says so, or when config.json declares
+// no quantization of another tool (so a damaged native file still reaches this reader's errors).
+bool detect(const std::string& dir) {
+  const std::string qpath = path_join(dir, kQConfig);
+  if (!path_exists(qpath)) return false;
+  try {
+    const nlohmann::json qc = nlohmann::json::parse(read_file(qpath));
+    if (qc.is_object() && qc.contains("format") && qc["format"] == "sliderquant-native") return true;
+    const nlohmann::json cfg = nlohmann::json::parse(read_file(path_join(dir, "config.json")));
+    return !(cfg.is_object() && cfg.contains("quantization_config"));
+  } catch (const std::exception&) {
+    return true;  // unreadable: the native reader names the file and what is wrong
+  }
+}
 
 // The features a quantization_config.json uses, from its contents (every one except
 // norm_bias, which lives in the weights), in native_known_features() order.
