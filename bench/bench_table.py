@@ -533,29 +533,37 @@ def settings_text(args):
 
 
 def plot(args, base, rows):
+    """WikiText-2 perplexity against bits per weight, one point per weight-only row: all rows on a
+    log scale (left), and those within 2x the unquantized perplexity (right); one legend entry
+    per row (colour), marker by tool."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(9, 6))
-    tools = sorted({r["tool"].split(" ")[0] for r in rows})
+    pts = [(r["bits_per_weight"], r["ppl"]["wikitext2"], r) for r in rows
+           if r.get("bits_per_weight") and (r.get("ppl") or {}).get("wikitext2") and "A" not in r["column"][2:]]
+    if not pts:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(15, 6.5))
+    tools = sorted({r["tool"].split(" ")[0] for _, _, r in pts})
     markers = dict(zip(tools, "os^Dv<>p"))
-    for r in rows:
-        p = r.get("ppl", {}).get("wikitext2")
-        b = r.get("bits_per_weight")
-        if p is None or b is None or "A" in r["column"][2:]:
-            continue
-        ax.scatter(b, p, marker=markers[r["tool"].split(" ")[0]])
-        ax.annotate(r["name"], (b, p), fontsize=6, xytext=(3, 2), textcoords="offset points")
-    ax.axhline(base["ppl"]["wikitext2"], color="gray", linestyle="--", linewidth=1, label="unquantized")
-    for t, m in markers.items():
-        ax.scatter([], [], marker=m, color="black", label=t)
-    ax.set_xlabel("bits per weight (decoder linears, as stored)")
-    ax.set_ylabel("WikiText-2 perplexity (log scale)")
-    ax.set_yscale("log")
-    ax.set_title("%s: weight-only quantization" % os.path.basename(args.model.rstrip("/")))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(os.path.join(args.work, "table.png"), dpi=120)
+    colors = plt.cm.tab20.colors + plt.cm.tab20b.colors
+    base_ppl = base["ppl"]["wikitext2"]
+    for ax, zoom in zip(axes, (False, True)):
+        for k, (b, p, r) in enumerate(pts):
+            if zoom and p > 2 * base_ppl:
+                continue
+            ax.scatter(b, p, marker=markers[r["tool"].split(" ")[0]], color=colors[k % len(colors)], s=40,
+                       label=None if zoom else "%s: %s (%s)" % (r["column"], r["name"], r["tool"].split(" ")[0]))
+        ax.axhline(base_ppl, color="gray", linestyle="--", linewidth=1)
+        ax.set_xlabel("bits per weight (decoder linears, as stored)")
+        ax.set_ylabel("WikiText-2 perplexity" + ("" if zoom else " (log scale)"))
+        if not zoom:
+            ax.set_yscale("log")
+        ax.set_title("within 2x the unquantized perplexity (%.2f, dashed)" % base_ppl if zoom else
+                     "%s: weight-only rows" % os.path.basename(args.model.rstrip("/")))
+    fig.legend(loc="center right", fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 0.74, 1))
+    fig.savefig(os.path.join(args.work, "table.png"), dpi=110)
 
 
 def main():
