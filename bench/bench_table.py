@@ -239,7 +239,6 @@ def gptq_bits(d):
 
 
 def gguf_bits(path):
-    sys.path.insert(0, os.path.join(REPO, ".venv"))
     from gguf import GGUFReader  # the .venv's gguf-py
     r = GGUFReader(path)
     stored = weights = 0
