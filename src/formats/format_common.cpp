@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -114,11 +115,27 @@ void check_plain_state(const Model& m, const char* format, bool allow_activation
   }
 }
 
-void refuse_moe_export(const Model& m, const char* format) {
-  SQ_CHECK(m.config.num_experts == 0,
-           format << " export of mixture-of-experts models (" << m.config.architecture
-                  << ") is not supported yet: transformers 5 loads experts as fused tensors and leaves per-expert "
+void refuse_moe_export(const Model& m, const char* format, const std::vector<std::string>& loadable,
+                       const char* loader) {
+  const ModelConfig& c = m.config;
+  if (c.num_experts == 0) return;
+  SQ_CHECK(!loadable.empty(),
+           format << " export of mixture-of-experts models (" << c.architecture
+                  << ") is not supported: transformers 5 loads experts as fused tensors and leaves per-expert "
                      "quantized linears unloaded; write the native, hf or gguf format");
+  SQ_CHECK(std::find(loadable.begin(), loadable.end(), c.family) != loadable.end(),
+           format << " export of " << c.architecture << " is not supported: " << loader
+                  << " does not load its per-expert quantized linears (it does for "
+                  << [&] {
+                       std::string l;
+                       for (const std::string& f : loadable) l += (l.empty() ? "" : ", ") + f;
+                       return l;
+                     }() << "); write the native, hf or gguf format");
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    SQ_CHECK(c.moe_layer(i), format << " export of this " << c.architecture << ": layer " << i
+                                    << " has a dense MLP (mlp_only_layers / decoder_sparse_step), which " << loader
+                                    << " leaves unquantized when it loads the checkpoint; write the native, hf or "
+                                       "gguf format");
 }
 
 std::string hf_module_name(const std::string& canonical, const std::string& family) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "sliderquant/formats/model_format.h"
 
@@ -33,8 +34,12 @@ nlohmann::json describe_common(const ModelFormat& f, const std::string& dir);
 // activation / KV-cache quantization unless ALLOW_ACTIVATIONS (the caller then checks what
 // its schema can say). WHY_NOT ends each reason ("not part of a plain HF model").
 void check_plain_state(const Model& m, const char* format, bool allow_activations, const std::string& why_not);
-// Throws when M has mixture-of-experts blocks, which FORMAT's writer does not lay out yet.
-void refuse_moe_export(const Model& m, const char* format);
+// Throws when M has mixture-of-experts blocks that FORMAT's checkpoints cannot carry to the
+// loader people use: any MoE model when LOADABLE is empty; otherwise a family outside LOADABLE
+// (the families LOADER was shown to load per-expert linears of, tests/hfquant case moe), or a
+// model with dense MLP layers among its MoE layers.
+void refuse_moe_export(const Model& m, const char* format, const std::vector<std::string>& loadable = {},
+                       const char* loader = "");
 // The quantized linears' module names as HF names them ("model.layers.0.self_attn.q_proj",
 // "lm_head"): canonical -> module, and every linear of M (quantized or not) in model order.
 std::string hf_module_name(const std::string& canonical, const std::string& family = "");

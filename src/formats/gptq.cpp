@@ -129,7 +129,9 @@ NamedTensors pack(const std::string& prefix, const QTensor& q, bool v1) {
 void write(const Model& m, const std::map<std::string, QTensor>& as_given,
            const std::map<std::string, MixedQTensor>& mixed, const std::string& out, const FormatWriteOptions& opts) {
   check_output(out, opts.force);
-  refuse_moe_export(m, kName);
+  // GPTQModel.load takes Qwen3-MoE and Qwen2-MoE checkpoints with per-expert linears
+  // (tests/hfquant/test_hf_interop.py case moe); Mixtral's w1/w2/w3 names it does not map.
+  refuse_moe_export(m, kName, {"qwen3_moe", "qwen2_moe"}, "GPTQModel.load");
   check_storable(gptq_format(), as_given, mixed);
   const std::map<std::string, QTensor> quantized = uniform_view(as_given);
   check_plain_state(m, kName, /*allow_activations=*/false, kWhy);
@@ -143,12 +145,22 @@ void write(const Model& m, const std::map<std::string, QTensor>& as_given,
   std::string zero0;
   for (const auto& [name, q] : quantized)
     if (zero0.empty() && q.zeros.defined() && (q.zeros < 0.5).any().item<bool>()) zero0 = name;
-  bool v1 = cf == "gptq" || (cf == "auto" && zero0.empty());
+  // GPTQModel.load, the loader of MoE checkpoints here, refuses an asymmetric v1 checkpoint that
+  // GPTQModel did not write itself, so `auto` writes asymmetric MoE models as gptq_v2.
+  std::string asym_moe;
+  if (m.config.num_experts > 0)
+    for (const auto& [name, q] : quantized)
+      if (asym_moe.empty() && !q.format.symmetric) asym_moe = name;
+  bool v1 = cf == "gptq" || (cf == "auto" && zero0.empty() && asym_moe.empty());
   SQ_CHECK(!(cf == "gptq" && !zero0.empty()),
            kName << " cannot store " << hf_module_name(zero0, m.config.family)
                  << " as checkpoint_format gptq (v1 stores zero - 1 and this linear has a zero of 0); use "
                     "--gptq-format gptq_v2");
-  if (cf == "auto" && !v1)
+  if (cf == "auto" && !v1 && zero0.empty())
+    SQ_INFO("gptq: " << hf_module_name(asym_moe, m.config.family)
+                     << " is asymmetric in a mixture-of-experts model, whose loader (GPTQModel.load) takes "
+                        "asymmetric checkpoints as gptq_v2 only: writing checkpoint_format gptq_v2");
+  else if (cf == "auto" && !v1)
     SQ_INFO("gptq: " << hf_module_name(zero0, m.config.family) << " has a zero of 0, which v1 cannot store: writing checkpoint_format gptq_v2");
 
   // The most common scheme is the config's; the others become dynamic overrides.

@@ -152,6 +152,46 @@ def hf_logits(model_dir, ids, dtype="float32", ct_dequantize=None):
     return logits, info, extra
 
 
+def gptqmodel_load_logits(model_dir, ids):
+    """GPTQModel's own loader (GPTQModel.load, BACKEND.TORCH), the one that takes mixture-of-experts
+    GPTQ checkpoints with per-expert linears (transformers 5 fuses experts and leaves them
+    unloaded). -> (logits as shipped, logits with float32 scales, info).
+
+    As shipped: the model in float16 (TorchLinear's only dtypes are fp16 / bf16; float16 is the
+    closer to float32), so every weight, scale and activation is rounded to fp16. Float32
+    scales: the same loaded modules, then the model cast to float32, every non-quantized
+    tensor read back from the checkpoint in float32 and each TorchLinear's scales too: the
+    dequantization scale * (q - zero) and the forward then run in sliderquant's float32."""
+    import torch
+    from gptqmodel import BACKEND, GPTQModel
+    from gptqmodel.nn_modules.qlinear.torch import TorchLinear
+    from safetensors.torch import load_file
+    torch.set_grad_enabled(False)
+    model = GPTQModel.load(model_dir, device="cpu", backend=BACKEND.TORCH, dtype=torch.float16).model
+    model.eval()
+    qlin = {n: m for n, m in model.named_modules() if isinstance(m, TorchLinear)}
+    info = {"loader": "GPTQModel.load (BACKEND.TORCH)", "model_class": type(model).__name__,
+            "torch_linears": sorted(qlin), "linear_classes": linear_classes(model)}
+    logits16, info["compute_dtype"] = forward(model, ids)
+    ck = {}
+    for f in sorted(os.listdir(model_dir)):
+        if f.endswith(".safetensors"):
+            ck.update(load_file(os.path.join(model_dir, f)))
+    model.float()
+    unread = []
+    for name, t in list(model.named_parameters()) + list(model.named_buffers()):
+        if not t.is_floating_point():
+            continue
+        if name in ck:
+            t.data = ck[name].float()
+        elif "inv_freq" not in name:  # RoPE tables are computed, not stored
+            unread.append(name)
+    if unread:
+        raise SystemExit(f"gptqmodel_load_logits: {model_dir}: tensors not in the checkpoint: {unread[:5]}")
+    logits32, _ = forward(model, ids)
+    return logits16, logits32, info
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("model")

@@ -31,6 +31,11 @@ Cases (each a ctest of its own, see tests/CMakeLists.txt):
               (natural, act-order) exported as GPTQ give our logits in transformers + GPTQModel;
               the compressed-tensors export is refused in one line (its decompressor needs
               whole groups).
+  moe         mixture-of-experts GPTQ exports (tiny Qwen3-MoE with every layer routed, the Qwen2-MoE
+              fixture with its shared expert; GPTQ w4g16 sym as v1, RTN w4g16 asym as gptq_v2)
+              loaded by GPTQModel.load: every expert linear a TorchLinear, routers plain, our
+              logits (float32 scales: TOL_F32; float16 as shipped: TOL_F16). Mixtral, a dense
+              layer among MoE layers, and compressed-tensors MoE exports are refused in one line.
   bad         corrupt GPTQ / compressed-tensors directories (qweight rows, g_idx out of range,
               unknown quant_method, bits 9, a missing shard, weight_shape, num_bits 9): exit 1
               and one error line naming the tensor / key / file; export onto an existing
@@ -644,7 +649,109 @@ def case_bad():
               f"export --format {f} to an unwritable path exits 1 and leaves nothing partial: {r.stderr.strip()}")
 
 
-CASES = {"ragged": case_ragged, "gptq": case_gptq, "gptqmodel": case_gptqmodel, "ct": case_ct, "ctwritten": case_ctwritten, "bad": case_bad}
+MOE_FIXTURES = os.path.join(ROOT, "tests", "fixtures", "moe")
+
+
+def tiny_qwen3_moe_all_layers():
+    """A tiny Qwen3-MoE whose every layer routes (the fixture's layer 1 is dense, which GPTQModel's
+    loader leaves unquantized, so sliderquant refuses to export it as GPTQ), written by
+    transformers with the fixtures' widths and tokenizer."""
+    d = path("tiny-qwen3_moe-all")
+    if os.path.isdir(d):
+        return d
+    import torch
+    from transformers import Qwen3MoeConfig, Qwen3MoeForCausalLM
+    sys.path.insert(0, os.path.join(ROOT, "tests", "moe"))
+    import make_moe_fixtures as mk
+    kw = dict(mk.FAMILIES["qwen3_moe"][2], mlp_only_layers=[], num_hidden_layers=2)
+    torch.manual_seed(0)
+    model = Qwen3MoeForCausalLM(Qwen3MoeConfig(**mk.COMMON, **kw)).eval()
+    with torch.no_grad():
+        for _, mlp in mk.routers(model):
+            mlp.gate.weight.mul_(3.0)
+    model.save_pretrained(d)
+    for f in ("tokenizer.model", "tokenizer_config.json"):
+        shutil.copy(os.path.join(mk.TOKENIZER, f), os.path.join(d, f))
+    return d
+
+
+def case_moe():
+    """Mixture-of-experts GPTQ exports, loaded by GPTQModel's own loader (transformers 5 fuses the
+    experts and leaves per-expert quantized linears unloaded): Qwen3-MoE (every layer routed)
+    and Qwen2-MoE (shared expert with its sigmoid gate), GPTQ w4g16 symmetric (v1) and RTN w4g16
+    asymmetric (written as gptq_v2, which GPTQModel.load requires for asymmetric checkpoints it
+    did not write). Every expert, shared-expert and attention linear must load as TorchLinear,
+    the routers and the shared-expert gate stay plain; logits equal ours. The families and layouts
+    GPTQModel does not load (Mixtral's w1/w2/w3, a dense layer among MoE layers) and the
+    compressed-tensors export of any MoE model are refused in one line, nothing written."""
+    import hf_logits
+    models = {"qwen3_moe": tiny_qwen3_moe_all_layers(), "qwen2_moe": os.path.join(MOE_FIXTURES, "qwen2_moe")}
+    rows = []
+    for family, src in models.items():
+        for method, sym in (("gptq", True), ("rtn", False)):
+            fmt = fmt_name(4, 16, sym)
+            tag = f"moe-{family}-{fmt}-{method}"
+            q = path(tag)
+            sq("quantize", src, "--recipe", recipe(tag, fmt, method), "--out", q, "--force")
+            g = q + ".gptq"
+            sq("export", q, "--format", "gptq", "--out", g, "--force")
+            qc = json.load(open(os.path.join(g, "config.json")))["quantization_config"]
+            want_cf = "gptq" if sym else "gptq_v2"
+            check(qc.get("checkpoint_format") == want_cf,
+                  f"{tag}: checkpoint_format {qc.get('checkpoint_format')} (want {want_cf})")
+            ours, ids = our_logits(q, tag)
+            ours_g, ids_g = our_logits(g, tag + ".gptq")
+            check(ids == ids_g, f"{tag}: the exported directory's tokenizer gives the same ids")
+            d_exact = maxdiff(ours, ours_g)
+            check(d_exact <= TOL_EXACT, f"{tag}: our logits of the export equal the native ones (max |d| {d_exact:.3g})")
+            want = sorted(gptq_modules(g))
+            l16, l32, info = hf_logits.gptqmodel_load_logits(g, ids)
+            got = info["torch_linears"]
+            n_exp = sum(".experts." in n for n in got)
+            check(got == want, f"{tag}: GPTQModel.load made every quantized linear a TorchLinear ({len(got)} of "
+                               f"{len(want)}, {n_exp} expert linears; missing {sorted(set(want) - set(got))[:3]})")
+            plain = [n for n in want if n.endswith(("mlp.gate", "shared_expert_gate"))]
+            check(not plain and n_exp > 0, f"{tag}: experts quantized, no router or shared-expert gate ({plain})")
+            d16, d32 = maxdiff(ours, l16), maxdiff(ours, l32)
+            check(d32 <= TOL_F32, f"{tag}: GPTQModel.load, float32 scales, vs ours: max |d| {d32:.3g} <= {TOL_F32}")
+            check(d16 <= TOL_F16, f"{tag}: GPTQModel.load in float16 (as shipped) vs ours: max |d| {d16:.3g} <= {TOL_F16}")
+            rows.append((family, fmt, method, qc.get("checkpoint_format"), len(got), n_exp, f"{d_exact:.2g}",
+                         f"{d32:.2g}", f"{d16:.2g}", f"{float(abs(ours).max()):.2f}"))
+    table("MoE -> export --format gptq -> GPTQModel.load (TorchLinear), max |dlogit| over "
+          f"{SEQLEN} tokens x 512 vocab",
+          ["family", "format", "method", "checkpoint_format", "TorchLinears", "of them experts",
+           "ours native vs ours gptq", "GPTQModel f32 scales", "GPTQModel fp16"], rows)
+
+    # Refused, in one line, nothing written.
+    refusals = [
+        ("mixtral", os.path.join(MOE_FIXTURES, "mixtral"), "gptq", "does not load its per-expert"),
+        ("qwen3_moe with a dense layer", os.path.join(MOE_FIXTURES, "qwen3_moe"), "gptq", "dense MLP"),
+        ("qwen2_moe", os.path.join(MOE_FIXTURES, "qwen2_moe"), "compressed-tensors", "fused"),
+    ]
+    for name, src, f, why in refusals:
+        tag = "moe-refused-" + name.split()[0] + "-" + f
+        q = path(tag)
+        sq("quantize", src, "--recipe", recipe(tag, "w4g16s", "rtn"), "--out", q, "--force")
+        out = q + "." + f
+        r = run([CLI, "export", q, "--format", f, "--out", out], expect=None)
+        lines = [x for x in r.stderr.strip().splitlines() if x.strip()]
+        check(r.returncode == 1 and len(lines) == 1 and why in lines[0] and not os.path.exists(out),
+              f"{name}: export --format {f} is refused in one line naming why, nothing written: {lines}")
+
+
+def gptq_modules(d):
+    """{module: its qweight tensor's name} of every quantized linear of a GPTQ directory (the modules with a qweight)."""
+    from safetensors import safe_open
+    names = []
+    for f in sorted(os.listdir(d)):
+        if f.endswith(".safetensors"):
+            with safe_open(os.path.join(d, f), "np") as st:
+                names += [k for k in st.keys() if k.endswith(".qweight")]
+    return {k[:-len(".qweight")]: k for k in names}
+
+
+CASES = {"ragged": case_ragged, "gptq": case_gptq, "gptqmodel": case_gptqmodel, "ct": case_ct, "ctwritten": case_ctwritten, "bad": case_bad,
+         "moe": case_moe}
 
 
 def main():
