@@ -286,7 +286,7 @@ class ToyStudent : public WindowStudent {
   }
   BlockWeights block(int64_t l, double rate) override {
     rates.push_back(rate);
-    BlockWeights w = fuse_block_tensors(block_tensors(m_.blocks[size_t(l)], c10::Device(c10::kCPU)), at::kFloat);
+    BlockWeights w = fuse_block_tensors(block_tensors(m_.blocks[size_t(l)], c10::Device(c10::kCPU)), at::kFloat, m_.config);
     w.w_down = w.w_down * (1 + p_[size_t(l)]);
     return w;
   }

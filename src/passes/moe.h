@@ -33,11 +33,11 @@ void apply_moe_options(const Opts& o, SequencerOptions& so) {
 
 // Throws when the session's model has MoE blocks: WHAT (a pass, or a pass setting) does not
 // handle routed experts yet.
-inline void refuse_moe(const Session& s, const std::string& what) {
+inline void refuse_moe(const Session& s, const std::string& what,
+                       const std::string& instead = "rtn, gptq, d2quant or sliderquant (scale_lr 0)") {
   for (const Block& b : s.model.blocks)
     SQ_CHECK(!b.layout->moe(), what << " does not handle mixture-of-experts blocks yet ("
-                                    << s.model.config.architecture
-                                    << "); MoE models quantize with rtn, gptq or d2quant");
+                                    << s.model.config.architecture << "); MoE models quantize with " << instead);
 }
 
 }  // namespace sq::passes

@@ -151,7 +151,7 @@ class SliderStudent : public WindowStudent {
     auto it = fp_.find(l);
     if (it == fp_.end()) it = fp_.emplace(l, block_tensors(s_.model.blocks[size_t(l)], s_.runner.device)).first;
     BlockTensors t = learned(L, it->second, [&](const LwcQuantizer& q, const at::Tensor& W) { return q.fake_quant(W, rate); });
-    BlockWeights w = fuse_block_tensors(t, s_.train_dtype());
+    BlockWeights w = fuse_block_tensors(t, s_.train_dtype(), s_.model.config);
     w.act = {o_.abits, o_.attn_abits, rate};
     return w;
   }
@@ -294,8 +294,12 @@ class SliderStudent : public WindowStudent {
 };
 
 void run(Session& s, const nlohmann::json& json) {
-  refuse_moe(s, "the sliderquant pass");
   const Opts o = read_options<Opts>(options(), json);
+  // MoE blocks: every expert linear (and the shared expert's) is a slot with its own clipping and
+  // LoRA, trained through the routed forward, so an expert learns from the tokens routed to it
+  // only (a starved expert keeps its initial clipping); the router stays full precision and is
+  // not trained. Equivalent scales would have to reach the router and every expert: refused.
+  if (o.scale_lr > 0) refuse_moe(s, "sliderquant's equivalent scales (scale_lr > 0)", "sliderquant with scale_lr 0");
   const int64_t L = s.model.config.num_layers;
   std::vector<LayerWindow> windows = o.schedule.empty() ? window_schedule(L, o.win) : parse_window_schedule(o.schedule, L);
   if (o.rotate) {

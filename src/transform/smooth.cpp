@@ -37,7 +37,7 @@ BlockTensors block_tensors(const Block& b, c10::Device d) {
   return t;
 }
 
-BlockWeights fuse_block_tensors(const BlockTensors& t, c10::ScalarType dt) {
+BlockWeights fuse_block_tensors(const BlockTensors& t, c10::ScalarType dt, const ModelConfig& c) {
   auto cvt = [&](const at::Tensor& x) { return x.defined() ? x.to(dt) : x; };
   auto cat = [&](std::initializer_list<at::Tensor> xs) -> at::Tensor {
     for (const at::Tensor& x : xs)
@@ -51,8 +51,26 @@ BlockWeights fuse_block_tensors(const BlockTensors& t, c10::ScalarType dt) {
   auto B = [&](Role r) { return t.bias(r); };
   w.w_qkv = cat({W(Role::Q), W(Role::K), W(Role::V)}), w.b_qkv = cat({B(Role::Q), B(Role::K), B(Role::V)});
   w.w_o = cvt(W(Role::O)), w.b_o = cvt(B(Role::O));
-  w.w_gate_up = cat({W(Role::Gate), W(Role::Up)}), w.b_gate_up = cat({B(Role::Gate), B(Role::Up)});
-  w.w_down = cvt(W(Role::Down)), w.b_down = cvt(B(Role::Down));
+  const BlockLayout& lay = *t.layout;
+  if (!lay.moe()) {
+    w.w_gate_up = cat({W(Role::Gate), W(Role::Up)}), w.b_gate_up = cat({B(Role::Gate), B(Role::Up)});
+    w.w_down = cvt(W(Role::Down)), w.b_down = cvt(B(Role::Down));
+    return w;
+  }
+  MoeWeights& m = w.moe;
+  m.router = W(Role::Router).to(at::kFloat);
+  m.top_k = c.experts_per_token;
+  m.norm_topk = c.norm_topk_prob;
+  auto slot = [&](int i) { return t.w[size_t(i)]; };
+  for (int e = 0; e < lay.experts; ++e) {
+    m.gate_up.push_back(cat({slot(lay.expert_index(e, Role::Gate)), slot(lay.expert_index(e, Role::Up))}));
+    m.down.push_back(cvt(slot(lay.expert_index(e, Role::Down))));
+  }
+  if (lay.shared_expert) {
+    m.shared_gate_up = cat({slot(lay.shared_index(Role::Gate)), slot(lay.shared_index(Role::Up))});
+    m.shared_down = cvt(slot(lay.shared_index(Role::Down)));
+    m.shared_gate = cvt(W(Role::SharedGate));
+  }
   return w;
 }
 

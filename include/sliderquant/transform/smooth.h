@@ -38,8 +38,10 @@ struct BlockTensors {
 // The block's full-precision master tensors (effective weights are ignored).
 BlockTensors block_tensors(const Block& b, c10::Device device);
 
-// The forward pass's form (q/k/v and gate/up fused) in DTYPE, differentiable; act off.
-BlockWeights fuse_block_tensors(const BlockTensors& t, c10::ScalarType dtype);
+// The forward pass's form (q/k/v and gate/up fused) in DTYPE, differentiable; act off. A MoE
+// block's routed MLP goes to BlockWeights::moe (each expert's gate/up fused, the router in
+// float32, C's top-k and normalisation), as prepare_block lays it out.
+BlockWeights fuse_block_tensors(const BlockTensors& t, c10::ScalarType dtype, const ModelConfig& c);
 
 struct LetScales {
   at::Tensor qkv, gate_up, v_o, up_down, q_k;  // each optional (undefined = that pair off)

@@ -60,7 +60,7 @@ BlockWeights AdaptiveStudent::block(int64_t l, double) {
   BlockTensors t = transformed(L, it->second, T);
   for (int i = 0; i < int(L.lwc.size()); ++i)
     if (L.lwc[size_t(i)]) weight_of(t, i) = L.lwc[size_t(i)]->fake_quant(weight_of(t, i));
-  BlockWeights w = fuse_block_tensors(t, s_.train_dtype());
+  BlockWeights w = fuse_block_tensors(t, s_.train_dtype(), s_.model.config);
   for (int p = 0; p < kOnlinePoints; ++p) w.online[p] = cast(T[size_t(p)]);
   w.online_q = cast(online_inverse_transpose(T[int(OnlinePoint::KCache)]));
   w.act = act();

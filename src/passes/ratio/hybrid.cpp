@@ -57,7 +57,7 @@ class HybridStudent : public WindowStudent {
       at::Tensor& W = *weights(t, i);
       W = at::zeros_like(W).index_copy(1, p.hc, p.ada.fake_quant(hard)).index_copy(1, p.lc, p.lwc.fake_quant(W.index_select(1, p.lc)));
     }
-    return fuse_block_tensors(t, s_.train_dtype());
+    return fuse_block_tensors(t, s_.train_dtype(), s_.model.config);
   }
 
   at::Tensor regularizer(int64_t first, int64_t last, double progress) override {
