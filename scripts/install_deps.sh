@@ -17,8 +17,26 @@ $SUDO apt-get install -y -q --no-install-recommends \
 # slurmctld/slurmd/slurm-client + munge: scripts/slurm (sweeps) and tests/slurm, which start a
 # private Slurm on localhost; chromium (headless): the sweep report's screenshot check.
 
-# The Python of tests and benchmarks (gguf-py, llama-cpp-python), in .venv.
-bash "$(dirname "$0")/install_python.sh"
-# vLLM's CPU build (tests/hfquant/test_vllm.py), in its own .venv-vllm: it pins other torch and
-# transformers versions than .venv.
-bash "$(dirname "$0")/install_vllm.sh"
+# The two Python environments, at the same time: vLLM's (downloads and unpacking, ~6 GB) runs in
+# the background while install_python.sh builds llama-cpp-python (CPU) and downloads .venv's
+# packages, so the network and the compiler overlap instead of queueing.
+# - vLLM's CPU build (tests/hfquant/test_vllm.py), in its own .venv-vllm: it pins other torch and
+#   transformers versions than .venv. Its output goes to a log, printed when it is done.
+# - The Python of tests and benchmarks (gguf-py, llama-cpp-python, GPTQModel, ...), in .venv.
+cd "$(dirname "$0")/.."
+VLLM_LOG=$(mktemp)
+t0=$SECONDS
+bash scripts/install_vllm.sh >"$VLLM_LOG" 2>&1 &
+VLLM_PID=$!
+py_rc=0
+bash scripts/install_python.sh || py_rc=$?
+vllm_rc=0
+wait "$VLLM_PID" || vllm_rc=$?
+echo "--- scripts/install_vllm.sh (ran beside install_python.sh; exit $vllm_rc)"
+cat "$VLLM_LOG"
+rm -f "$VLLM_LOG"
+echo "Python environments: $((SECONDS - t0)) s"
+if [ "$py_rc" -ne 0 ] || [ "$vllm_rc" -ne 0 ]; then
+  echo "install_deps.sh: install_python.sh exited $py_rc, install_vllm.sh exited $vllm_rc" >&2
+  exit 1
+fi

@@ -17,8 +17,25 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
-WHEELS=$(SQ_VENV="$VENV" SQ_CACHE_DIR="$CACHE" bash scripts/llama_wheel.sh "$LLAMA_CMAKE_ARGS")
+# LLAVA_BUILD=OFF: the multimodal library (mtmd, ~80 source files) is not built; the tests never
+# use it and llama_cpp imports it only when a multimodal chat handler is created.
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON -DLLAVA_BUILD=OFF"
+# Everything but llama-cpp-python downloads and installs in the background while its wheel
+# compiles (network beside CPU); then the wheel, then one pass over the whole file, which finds
+# everything installed and checks that the pins are consistent.
+REST=$(mktemp)
+trap 'rm -f "$REST"' EXIT
+grep -v -E '^llama-cpp-python==' requirements-test.txt >"$REST"
+"${PIP[@]}" install -q -r "$REST" &
+REST_PID=$!
+wheel_rc=0
+WHEELS=$(SQ_VENV="$VENV" SQ_CACHE_DIR="$CACHE" bash scripts/llama_wheel.sh "$LLAMA_CMAKE_ARGS") || wheel_rc=$?
+rest_rc=0
+wait "$REST_PID" || rest_rc=$?
+if [ "$wheel_rc" -ne 0 ] || [ "$rest_rc" -ne 0 ]; then
+  echo "install_python.sh: the llama-cpp-python wheel build exited $wheel_rc, the other packages' install $rest_rc" >&2
+  exit 1
+fi
 "${PIP[@]}" install -q --find-links "$WHEELS" -r requirements-test.txt
 "$VENV/bin/python" -c "import gguf, llama_cpp; print('test Python ready:', llama_cpp.__version__, llama_cpp.llama_print_system_info().decode().strip())"
 "$VENV/bin/python" -c "import torch, transformers, gptqmodel, optimum.gptq, compressed_tensors, safetensors, sentencepiece, lm_eval; print('GPTQ / compressed-tensors interop ready: torch', torch.__version__, 'transformers', transformers.__version__, 'gptqmodel', gptqmodel.__version__, 'compressed-tensors', compressed_tensors.__version__)" | tail -n 1  # gptqmodel prints a banner on import
