@@ -36,9 +36,12 @@ FLAGS="-fsanitize=address,undefined $COVERAGE -fno-sanitize-recover=all -fno-omi
 CXX_SAN="${CXX_SAN:-clang++}"
 command -v "$CXX_SAN" >/dev/null || { echo "sanitize.sh: $CXX_SAN not found (scripts/install_deps.sh installs clang)" >&2; exit 2; }
 t0=$(date +%s)
+# The allowlist is no build dependency, so a change to it (or to the flags) starts the tree over.
+ALLOW_SUM=$(sha256sum fuzz/coverage-allowlist.txt | cut -d' ' -f1)
 if [ -f "$DIR/build.ninja" ] && { ! grep -q '^SQ_FUZZ:BOOL=ON' "$DIR/CMakeCache.txt" ||
-    ! grep -qxF "CMAKE_CXX_FLAGS:STRING=$FLAGS" "$DIR/CMakeCache.txt"; }; then
-  echo "sanitize.sh: $DIR was configured with other flags (an older version of this script); configuring it again"
+    ! grep -qxF "CMAKE_CXX_FLAGS:STRING=$FLAGS" "$DIR/CMakeCache.txt" ||
+    [ "$(cat "$DIR/sq-coverage-allowlist.sha256" 2>/dev/null)" != "$ALLOW_SUM" ]; }; then
+  echo "sanitize.sh: $DIR was configured with other flags or another coverage allowlist; configuring it again"
   rm -rf "$DIR"
 fi
 if [ ! -f "$DIR/build.ninja" ]; then
@@ -49,6 +52,7 @@ if [ ! -f "$DIR/build.ninja" ]; then
     -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g1 -DNDEBUG" -DCMAKE_CXX_FLAGS="$FLAGS" -DCMAKE_C_FLAGS="$FLAGS" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
+  echo "$ALLOW_SUM" >"$DIR/sq-coverage-allowlist.sha256"
 fi
 cmake --build "$DIR" -j "$JOBS" --target sq_tests sliderquant
 echo "sanitizer build: $(( $(date +%s) - t0 )) s"
