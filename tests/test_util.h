@@ -11,7 +11,9 @@
 #include <array>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <functional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -82,7 +84,13 @@ inline at::Tensor correlated_inputs(int64_t n, int64_t in, uint64_t seed) {
 // (WikiText-2) a 260K-parameter model's perplexity is so high that quantization noise can
 // lower it; on its own samples the full-precision model is the reference every quantized
 // model must fall short of.
-inline std::string sampled_stories(uint64_t seed, int n, int len) {
+//
+// generate_stories samples them (300 full forwards without a KV cache: ~30 s for 16 x 200
+// tokens, ~130 s for 32 x 300, paid by every test that used it); sampled_stories reads the
+// samples the generator wrote into tests/fixtures/text/stories260k_sampled_s<seed>_n<n>_l<len>.txt
+// (tests/fixtures/PROVENANCE.md). SQ_REGENERATE_STORIES=1 writes that file from the generator
+// first; a missing file is an error naming it.
+inline std::string generate_stories(uint64_t seed, int n, int len) {
   Model m = load_model(kStoriesModel);
   auto tok = load_tokenizer(kStoriesModel);
   Runner r(m, {});
@@ -98,6 +106,16 @@ inline std::string sampled_stories(uint64_t seed, int n, int len) {
     text += tok->decode(std::vector<int64_t>(row.data_ptr<int64_t>(), row.data_ptr<int64_t>() + len)) + "\n";
   }
   return text;
+}
+
+inline std::string sampled_stories(uint64_t seed, int n, int len) {
+  const std::string path = std::string(SQ_FIXTURES_DIR) + "/text/stories260k_sampled_s" + std::to_string(seed) + "_n" +
+                           std::to_string(n) + "_l" + std::to_string(len) + ".txt";
+  const char* regen = std::getenv("SQ_REGENERATE_STORIES");
+  if (regen != nullptr && std::string(regen) == "1") write_file_atomic(path, generate_stories(seed, n, len));
+  if (!path_exists(path))
+    throw std::runtime_error(path + " is missing: rerun the test with SQ_REGENERATE_STORIES=1 to sample it");
+  return read_file(path);
 }
 
 // Quantizes stories260K with recipes on one in-domain calibration and evaluation text
