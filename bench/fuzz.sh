@@ -13,6 +13,7 @@
 #                     build-asan, the instrumented tree scripts/sanitize.sh configured with
 #                     SQ_FUZZ=ON, where only the harnesses are left to compile: .ci/run's way)
 #   SQ_FUZZ_JOBS      build parallelism (default 2)
+#   SQ_FUZZ_PARALLEL  targets run at the same time, one process each (default: the core count)
 #   SQ_FUZZ_FRESH=1   start each target from the seeds again (default: keep the corpus that
 #                     earlier runs grew in build-fuzz/corpus/<target>)
 #   SQ_FUZZ_STRICT=1  make soft findings (non-sq::Error exceptions, broken round trips) stop
@@ -32,6 +33,7 @@ B="${SQ_FUZZ_BUILD:-$ROOT/build-fuzz}"
 SECS="${SQ_FUZZ_SECONDS:-30}"
 TARGETS="${SQ_FUZZ_TARGETS:-fuzz_safetensors fuzz_gguf fuzz_config fuzz_recipe fuzz_tokenizer_json fuzz_spm fuzz_formats}"
 JOBS="${SQ_FUZZ_JOBS:-2}"
+PARALLEL="${SQ_FUZZ_PARALLEL:-$(nproc)}"
 NICE=(nice -n 15)
 
 # ---- build ------------------------------------------------------------------------------
@@ -61,6 +63,17 @@ mkdir -p "$B/corpus" "$B/logs" "$B/findings" "$B/tmp"
 export OMP_NUM_THREADS=1
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+run_target() {  # one target, start to end; appends "target rc start end" to the runs file
+  local t=$1 s0 s1 rc
+  s0=$(date +%s.%N)
+  env "${findings_env[@]}" TMPDIR="$B/tmp" "${NICE[@]}" "$B/$t" "$B/corpus/$t" \
+    -max_total_time="$SECS" ${SQ_FUZZ_RUNS:+-runs="$SQ_FUZZ_RUNS"} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+    -artifact_prefix="$B/findings/$t/" >"$B/logs/$t.log" 2>&1
+  rc=$?
+  s1=$(date +%s.%N)
+  echo "$t $rc $s0 $s1" >>"$B/logs/runs.txt.$$"
+}
+running=0
 for t in $TARGETS; do
   [ "${SQ_FUZZ_FRESH:-0}" = 1 ] && rm -rf "$B/corpus/$t"
   mkdir -p "$B/corpus/$t"
@@ -71,14 +84,11 @@ for t in $TARGETS; do
   findings_env=(SQ_FUZZ_FINDINGS_DIR="$B/findings/$t")
   [ "${SQ_FUZZ_STRICT:-0}" = 1 ] && findings_env=(SQ_FUZZ_FINDINGS_DIR=)
   echo "run: $t for ${SECS}s"
-  s0=$(date +%s.%N)
-  env "${findings_env[@]}" TMPDIR="$B/tmp" "${NICE[@]}" "$B/$t" "$B/corpus/$t" \
-    -max_total_time="$SECS" ${SQ_FUZZ_RUNS:+-runs="$SQ_FUZZ_RUNS"} -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$B/findings/$t/" >"$B/logs/$t.log" 2>&1
-  rc=$?
-  s1=$(date +%s.%N)
-  echo "$t $rc $s0 $s1" >>"$B/logs/runs.txt.$$"
+  if [ "$running" -ge "$PARALLEL" ]; then wait -n; running=$((running - 1)); fi
+  run_target "$t" &
+  running=$((running + 1))
 done
+wait
 
 # ---- report -------------------------------------------------------------------------------
 python3 - "$B" "$BUILD_S" "$B/logs/runs.txt.$$" <<'EOF'

@@ -9,6 +9,8 @@
 #
 #   scripts/sanitize.sh               build, then every test but the excluded ones below
 #   scripts/sanitize.sh 'Safetensors' build, then the tests matching a ctest -R regex
+#   scripts/sanitize.sh --build-only  build only (the tests, the CLI and the fuzz targets):
+#                                     .ci/run compiles it while the Python environments install
 #
 # Excluded (-E below), each for a stated reason; everything else must pass, with no sanitizer
 # report (ASan aborts on the first error, UBSan is fatal: -fno-sanitize-recover=all):
@@ -28,6 +30,8 @@ cd "$(dirname "$0")/.."
 DIR="${SQ_ASAN_DIR:-build-asan}"
 JOBS="${SQ_JOBS:-$(nproc)}"
 FILTER="${1:-.}"
+BUILD_ONLY=0
+[ "$FILTER" = --build-only ] && BUILD_ONLY=1
 # Not -fsanitize=fuzzer-no-link: it instruments every file and marks every function
 # "optforfuzzing", which made the sanitized tests about 3x slower (measured on a quantizer-like
 # loop: ASan+UBSan 0.7 s, + fuzzer-no-link 2.5 s, + the allowlisted coverage below 0.7 s).
@@ -53,6 +57,11 @@ if [ ! -f "$DIR/build.ninja" ]; then
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" \
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
   echo "$ALLOW_SUM" >"$DIR/sq-coverage-allowlist.sha256"
+fi
+if [ "$BUILD_ONLY" = 1 ]; then
+  cmake --build "$DIR" -j "$JOBS"   # everything: the fuzz targets too (SQ_FUZZ=ON)
+  echo "sanitizer build: $(( $(date +%s) - t0 )) s"
+  exit 0
 fi
 cmake --build "$DIR" -j "$JOBS" --target sq_tests sliderquant
 echo "sanitizer build: $(( $(date +%s) - t0 )) s"
