@@ -199,6 +199,10 @@ TEST(RatioCli, InfeasibleBudgetsStateTheFeasibleRange) {
   EXPECT_EQ(d.report("some")["metrics"]["ratio probe forwards"][0].get<double>(), 175 + 525);
 }
 
+// The stories260K W2 per-channel ladder, one calibration for every rung: RTN, GPTQ,
+// SliderQuant (which must beat both, with every trained window stage ending below its first
+// epoch's loss), a fixed high-impact ratio, and the searched ratios (which must beat them all).
+// SliderQuant's end-to-end W2 check lives here so that its 45-second run serves both.
 TEST(RatioCli, W2LadderBeatsGptqSliderquantAndAFixedRatio) {
   Dir d("ratio_ladder");
   auto run = [&](const std::string& recipe, const std::string& tag) {
@@ -206,8 +210,23 @@ TEST(RatioCli, W2LadderBeatsGptqSliderquantAndAFixedRatio) {
     EXPECT_EQ(q.code, 0) << recipe << "\n" << q.out;
     return d.report(tag);
   };
+  const double rtn = Dir::ppl(run("stories-rtn-w2-pc", "rtn"));
   const double gptq = Dir::ppl(run("stories-gptq-w2-pc", "gptq"));
-  const double slider = Dir::ppl(run("stories-sliderquant-w2", "slider"));
+  const nlohmann::json slider_rep = run("stories-sliderquant-w2", "slider");
+  const double slider = Dir::ppl(slider_rep);
+  std::printf("stories260K w2 per-channel on its own samples: rtn %.3f, gptq %.3f, sliderquant %.3f\n", rtn, gptq,
+              slider);
+  EXPECT_LT(slider, gptq);
+  EXPECT_LT(slider, rtn);
+  EXPECT_EQ(slider_rep["calibration"]["sha256"], d.report("gptq")["calibration"]["sha256"]);
+  {  // Every trained window stage of SliderQuant ends with a lower loss than its first epoch.
+    auto first = slider_rep["metrics"]["sliderquant window first-epoch loss"].get<std::vector<double>>();
+    auto last = slider_rep["metrics"]["sliderquant window last-epoch loss"].get<std::vector<double>>();
+    ASSERT_EQ(first.size(), 16u);  // 8 windows x 2 stages
+    int lower = 0;
+    for (size_t i = 0; i < first.size(); ++i) lower += last[i] < first[i];
+    EXPECT_GE(lower, 15) << "windows whose loss decreased: " << lower << "/16";
+  }
   const nlohmann::json fixed_rep = run("stories-ratio-w2-fixed", "fixed");
   const double fixed = Dir::ppl(fixed_rep);
   const double fixed_bits = fixed_rep["metrics"]["ratio bits per weight"][0].get<double>();

@@ -215,25 +215,8 @@ using Ladder = sq::testing::StoriesLadder;
 
 }  // namespace
 
-TEST(SliderquantCli, W2BeatsGptqAndRtnAndWindowLossesDecrease) {
-  Ladder l("slider");
-  const double rtn = Ladder::ppl(l.run("stories-rtn-w2-pc", "rtn"));
-  const double gptq = Ladder::ppl(l.run("stories-gptq-w2-pc", "gptq"));
-  nlohmann::json rep = l.run("stories-sliderquant-w2", "slider");
-  const double slider = Ladder::ppl(rep);
-  std::printf("stories260K w2 per-channel on its own samples: rtn %.3f, gptq %.3f, sliderquant %.3f\n", rtn, gptq,
-              slider);
-  EXPECT_LT(slider, gptq);
-  EXPECT_LT(slider, rtn);
-  EXPECT_EQ(rep["calibration"]["sha256"], nlohmann::json::parse(read_file(l.dir + "/gptq.json"))["calibration"]["sha256"]);
-  // Every trained window stage ends with a lower loss than its first epoch.
-  auto first = rep["metrics"]["sliderquant window first-epoch loss"].get<std::vector<double>>();
-  auto last = rep["metrics"]["sliderquant window last-epoch loss"].get<std::vector<double>>();
-  ASSERT_EQ(first.size(), 16u);  // 8 windows x 2 stages
-  int lower = 0;
-  for (size_t i = 0; i < first.size(); ++i) lower += last[i] < first[i];
-  EXPECT_GE(lower, 15) << "windows whose loss decreased: " << lower << "/16";
-}
+// The W2 per-channel run (SliderQuant below GPTQ and RTN, every window stage's loss decreasing)
+// is one rung of RatioCli.W2LadderBeatsGptqSliderquantAndAFixedRatio (tests/test_ratio.cpp).
 
 TEST(SliderquantCli, W4A4TrainsRecordsActivationsReloadsAndResumes) {
   Ladder l("slider");
