@@ -6,8 +6,7 @@
 #   scripts/install_deps.sh            both parts: Debian's packages, then the Python environments
 #   scripts/install_deps.sh --apt      Debian's packages only (what the C++ build needs)
 #   scripts/install_deps.sh --python   the two Python environments only (tests, benchmarks, the
-#                                      CUDA build check); .ci/run runs this part in the background
-#                                      while the C++ builds compile
+#                                      CUDA build check)
 set -euo pipefail
 PART="${1:-all}"
 case "$PART" in all|--apt|--python) ;; *) echo "usage: scripts/install_deps.sh [--apt|--python]" >&2; exit 2 ;; esac
