@@ -85,8 +85,8 @@ inline at::Tensor correlated_inputs(int64_t n, int64_t in, uint64_t seed) {
 // lower it; on its own samples the full-precision model is the reference every quantized
 // model must fall short of.
 //
-// generate_stories samples them (300 full forwards without a KV cache: ~30 s for 16 x 200
-// tokens, ~130 s for 32 x 300, paid by every test that used it); sampled_stories reads the
+// generate_stories samples them (one full forward per token, no KV cache: about 135 s for
+// 32 x 300 tokens, paid by every test that used it); sampled_stories reads the
 // samples the generator wrote into tests/fixtures/text/stories260k_sampled_s<seed>_n<n>_l<len>.txt
 // (tests/fixtures/PROVENANCE.md). SQ_REGENERATE_STORIES=1 writes that file from the generator
 // first; a missing file is an error naming it.
