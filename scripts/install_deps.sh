@@ -2,30 +2,20 @@
 # Installs everything sliderquant needs on Debian 12, from Debian's own archive only.
 # libopenblas0-openmp matters: without it libtorch's CPU matmul uses the reference BLAS
 # and runs about 25x slower. The -openmp flavour matches libtorch's libgomp.
-#
-#   scripts/install_deps.sh            both parts: Debian's packages, then the Python environments
-#   scripts/install_deps.sh --apt      Debian's packages only (what the C++ build needs)
-#   scripts/install_deps.sh --python   the two Python environments only (tests, benchmarks, the
-#                                      CUDA build check)
 set -euo pipefail
-PART="${1:-all}"
-case "$PART" in all|--apt|--python) ;; *) echo "usage: scripts/install_deps.sh [--apt|--python]" >&2; exit 2 ;; esac
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
-if [ "$PART" != --python ]; then
-  $SUDO apt-get update -q
-  $SUDO apt-get install -y -q --no-install-recommends \
-    g++ cmake ninja-build ccache pkg-config xz-utils clang libclang-rt-14-dev \
-    libtorch-dev libopenblas0-openmp \
-    libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev \
-    libpcre2-dev libutf8proc-dev libbz2-dev \
-    python3 python3-venv \
-    slurmctld slurmd slurm-client munge chromium
-  # slurmctld/slurmd/slurm-client + munge: scripts/slurm (sweeps) and tests/slurm, which start a
-  # private Slurm on localhost; chromium (headless): the sweep report's screenshot check.
-fi
-[ "$PART" = --apt ] && exit 0
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends \
+  g++ cmake ninja-build ccache pkg-config xz-utils clang libclang-rt-14-dev \
+  libtorch-dev libopenblas0-openmp \
+  libsentencepiece-dev nlohmann-json3-dev libcli11-dev libeigen3-dev libgtest-dev liblzma-dev \
+  libpcre2-dev libutf8proc-dev libbz2-dev \
+  python3 python3-venv \
+  slurmctld slurmd slurm-client munge chromium
+# slurmctld/slurmd/slurm-client + munge: scripts/slurm (sweeps) and tests/slurm, which start a
+# private Slurm on localhost; chromium (headless): the sweep report's screenshot check.
 
 # The two Python environments, at the same time: vLLM's (downloads and unpacking, ~6 GB) runs in
 # the background while install_python.sh builds llama-cpp-python (CPU) and downloads .venv's

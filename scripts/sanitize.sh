@@ -9,8 +9,7 @@
 #
 #   scripts/sanitize.sh               build, then every test but the excluded ones below
 #   scripts/sanitize.sh 'Safetensors' build, then the tests matching a ctest -R regex
-#   scripts/sanitize.sh --build-only  build only (the tests, the CLI and the fuzz targets):
-#                                     .ci/run compiles it while the Python environments install
+#   scripts/sanitize.sh --build-only  build only: the tests, the CLI and the fuzz targets
 #
 # Excluded (-E below), each for a stated reason; everything else must pass, with no sanitizer
 # report (ASan aborts on the first error, UBSan is fatal: -fno-sanitize-recover=all):
@@ -58,13 +57,11 @@ if [ ! -f "$DIR/build.ninja" ]; then
     -DCMAKE_SHARED_LINKER_FLAGS="-fsanitize=address,undefined"
   echo "$ALLOW_SUM" >"$DIR/sq-coverage-allowlist.sha256"
 fi
-if [ "$BUILD_ONLY" = 1 ]; then
-  cmake --build "$DIR" -j "$JOBS"   # everything: the fuzz targets too (SQ_FUZZ=ON)
-  echo "sanitizer build: $(( $(date +%s) - t0 )) s"
-  exit 0
-fi
-cmake --build "$DIR" -j "$JOBS" --target sq_tests sliderquant
+TARGETS=(--target sq_tests sliderquant)
+[ "$BUILD_ONLY" = 1 ] && TARGETS=()   # everything: the fuzz targets too (SQ_FUZZ=ON)
+cmake --build "$DIR" -j "$JOBS" "${TARGETS[@]}"
 echo "sanitizer build: $(( $(date +%s) - t0 )) s"
+[ "$BUILD_ONLY" = 1 ] && exit 0
 export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export OMP_NUM_THREADS=1
