@@ -157,7 +157,7 @@ def main():
               "seconds": time.time() - t0}
     json.dump(report, open(out_json, "w"), indent=2)
     print(f"\nSmolLM2-135M, wikitext2 {a.windows} x {a.seqlen} tokens, {a.threads} thread(s); KL to the float32 model")
-    print("| row | linear types | bits/w | size MiB | ppl sliderquant | ppl llama.cpp | gap % | KL | tok/s ours | tok/s llama.cpp |")
+    print("| row | linear types | bits/w | size MiB | ppl sliderquant | ppl llama.cpp | gap % | KL | tok/s ours | tok/s llama.cpp (.venv, -O1: not a speed claim) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         kl = f"{r['kld']:.4f}" if isinstance(r["kld"], (int, float)) else "-"

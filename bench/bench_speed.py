@@ -11,8 +11,10 @@ Suite `eval` (perplexity evaluation, GPTQ protocol, the same token windows for e
     for the 576-wide rows);
   - llama.cpp through llama-cpp-python (tests/gguf/llama_cpp_harness.py: batch = window, one
     window per context reset, float32 K/V cache) on the same GGUF files, as the test
-    environment builds it (portable AVX2) and, with --llama-native DIR, a second build for
-    this CPU (see bench/README.md for how it is made);
+    environment builds it (runtime `llama.cpp-venv-O1`: portable AVX2 and -O1, which keeps CI's
+    install short and understates llama.cpp's speed, so it is no speed claim) and, with
+    --llama-native DIR, a Release (-O3) build for this CPU (see bench/README.md for how it is
+    made), the row to compare speeds with;
   - PyTorch eager (transformers, CPU, default attention) on the float32 / bfloat16 directories.
   Per row and setting (window length x threads): tokens/s (best and median of --repeats
   processes; model load and tokenization excluded, as each runtime times only its windows),
@@ -264,7 +266,7 @@ class Eval:
                     if a.cli_wheel:
                         self.measure(row, "sliderquant-wheel-torch", g, dt, L, T,
                                      lambda: self.sliderquant(g, dt, L, T, a.cli_wheel))
-                    self.measure(row, "llama.cpp", g, "-", L, T, lambda: self.llama(g, L, T))
+                    self.measure(row, "llama.cpp-venv-O1", g, "-", L, T, lambda: self.llama(g, L, T))
                     if a.llama_native:
                         self.measure(row, "llama.cpp-native", g, "-", L, T, lambda: self.llama(g, L, T, a.llama_native))
         return self.rows
@@ -280,7 +282,7 @@ def ratios(rows):
     for (row, rt, L, T), r in sorted(by.items()):
         if not rt.startswith("sliderquant"):
             continue
-        for other in ("llama.cpp", "llama.cpp-native", "pytorch-transformers"):
+        for other in ("llama.cpp-venv-O1", "llama.cpp-native", "pytorch-transformers"):
             o = by.get((row, other, L, T))
             if o:
                 out.append({"row": row, "seqlen": L, "threads": T, "ours": rt, "versus": other,
