@@ -6,7 +6,7 @@
 #
 # Why: measured on the 2-core machine, nothing cached, one environment at a time:
 #   requirements-vllm.txt (~6 GB of wheels): pip 161 s wall / 63 s CPU (without byte-compiling;
-#     184 s / 139 s CPU with it, as pip does by default, from a warm pip cache); uv 40 s.
+#     184 s / 139 s CPU with it, as pip does by default); uv 40 s wall / 25 s CPU.
 #   requirements-test.txt without llama-cpp-python: uv 51 s. (With pip, install_deps.sh took
 #     553 s for both environments and the llama-cpp-python compile side by side.)
 # uv downloads and unpacks in parallel, links files from its cache instead of copying them, and
