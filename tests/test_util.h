@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -47,12 +48,25 @@ inline CliResult run_cli(const std::string& args, const std::string& env = "") {
   return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
 }
 
+// Every path fresh_path handed out in this process (tests/test_util.cpp removes them when the
+// process's tests all passed; a failure keeps them for a look, as does SQ_KEEP_TEST_DIRS=1).
+inline std::vector<std::string>& fresh_paths() {
+  static std::vector<std::string> paths;
+  return paths;
+}
+
 // A fresh path under the test temp dir, unique to this process; removed if it exists.
 // With MAKE, created as an empty directory.
 inline std::string fresh_path(const std::string& name, bool make = false) {
   std::string d = ::testing::TempDir() + "sq" + std::to_string(::getpid()) + "_" + name;
-  std::string cmd = "rm -rf '" + d + "'" + (make ? " && mkdir -p '" + d + "'" : std::string());
-  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  std::error_code ec;
+  std::filesystem::remove_all(d, ec);
+  EXPECT_FALSE(ec) << "removing " << d << ": " << ec.message();
+  if (make) {
+    std::filesystem::create_directories(d, ec);
+    EXPECT_FALSE(ec) << "creating " << d << ": " << ec.message();
+  }
+  fresh_paths().push_back(d);
   return d;
 }
 
