@@ -85,6 +85,7 @@ if [ -e "$VENV" ]; then
   echo "recreating $VENV (pins changed or install incomplete)"
   rm -rf "$VENV"
 fi
+# Stale, partial or absent: start from an empty venv so no package outlives its pin.
 "$PY" -m venv "$VENV"
 "$UV" pip install -q --python "$VENV/bin/python" --no-deps -r "$PINS"
 if ! CHECK=$("$UV" pip check -q --python "$VENV/bin/python" 2>&1); then

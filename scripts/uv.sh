@@ -10,8 +10,9 @@
 #   requirements-test.txt without llama-cpp-python: uv 51 s. (With pip, install_deps.sh took
 #     553 s for both environments and the llama-cpp-python compile side by side.)
 # uv downloads and unpacks in parallel, links files from its cache instead of copying them, and
-# does not byte-compile every module at install time (Python compiles what a test imports, once,
-# into the environment's __pycache__). With its cache warm, the vLLM environment takes 4 s.
+# does not byte-compile every module at install time (scripts/test.sh gives Python a bytecode
+# cache, build/pycache, so each module a test imports is compiled once). With its cache warm, the
+# vLLM environment takes 4 s.
 # uv's cache is $UV_CACHE_DIR (default ~/.cache/uv); keep it as pip's was kept.
 set -euo pipefail
 cd "$(dirname "$0")/.."
