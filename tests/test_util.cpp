@@ -1,4 +1,5 @@
-// Removes the temporary directories of a test process whose tests all passed (fresh_path in
+// Tunes the allocator as the CLI does (sq::tune_allocator, before any test allocates), and
+// removes the temporary directories of a test process whose tests all passed (fresh_path in
 // test_util.h records them). Each ctest entry is one process running one test, so a failing
 // test keeps exactly its own files; SQ_KEEP_TEST_DIRS=1 keeps everything.
 #include <gtest/gtest.h>
@@ -7,9 +8,14 @@
 #include <filesystem>
 #include <string>
 
+#include "sliderquant/core/util.h"
 #include "test_util.h"
 
 namespace {
+
+// The library code under test runs with the CLI's allocator settings (static initialisation,
+// before gtest_main).
+[[maybe_unused]] const bool kAllocatorTuned = sq::tune_allocator();
 
 class RemoveFreshPaths : public ::testing::Environment {
  public:

@@ -13,6 +13,7 @@
 #include "sliderquant/core/error.h"
 #include "sliderquant/core/interrupt.h"
 #include "sliderquant/core/torch_compat.h"
+#include "sliderquant/core/util.h"
 #include "sliderquant/model/arch.h"
 #include "sliderquant/model/synthetic.h"
 
@@ -40,6 +41,7 @@ CLI::Validator int_in(int64_t lo, int64_t hi) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  sq::tune_allocator();  // before anything allocates in bulk (src/core/util.cpp says why)
   // Family, architecture and preset lists come from the registries (src/arch/registry.cpp,
   // model/synthetic.h), so the help text cannot go stale.
   std::string families, presets;

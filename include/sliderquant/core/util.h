@@ -27,6 +27,13 @@ c10::ScalarType parse_dtype(const std::string& name);
 std::string dtype_name(c10::ScalarType t);
 
 int64_t peak_rss_bytes();  // this process's peak resident set size
+// Sets glibc malloc's mmap threshold to 32 MiB and its trim threshold to 128 MiB, so that the
+// tensors a pass allocates and frees in a loop are reused from the heap instead of being
+// mapped, faulted in page by page and returned to the kernel every time (src/core/util.cpp has
+// the measurements). Leaves the allocator alone when the user tuned it (GLIBC_TUNABLES with a
+// glibc.malloc key, MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_) and off glibc. Returns
+// whether it changed anything. Called first by the CLI and the test binary.
+bool tune_allocator();
 std::string human_bytes(double bytes);
 bool stderr_is_tty();
 
