@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # AddressSanitizer + UndefinedBehaviorSanitizer build of the library, the CLI and the test
 # binary (clang 14, into build-asan/ or $SQ_ASAN_DIR), then the unit and component tests under
-# it, one process per test (ctest), so one report does not hide the others. .ci/run runs it.
+# it, one process per GoogleTest suite (ctest; tests/gtest_suites.cmake), so a report in one suite
+# does not hide the others. .ci/run runs it.
 # The build also carries libFuzzer's coverage instrumentation, on the parsers only
 # (fuzz/coverage-allowlist.txt says which files and why), and SQ_FUZZ=ON, so bench/fuzz.sh builds
 # its targets in the same tree (SQ_FUZZ_BUILD=build-asan, as .ci/run does) by compiling only the
@@ -17,15 +18,14 @@
 #   interop, reference and parity tests (Interop, MoeReference, EvalParity, GgufTok): they run
 #   the same library code at 5-20x the cost, or none of it (MoeReference checks transformers
 #   against the committed logits), and stay in the normal build;
-# - the three tests whose subject is the SentencePiece module itself
-#   (Tokenizer.ModulePathIsReported, Tokenizer.TorchAndSentencePieceShareOneProcess,
-#   NativeSpm.SameIdsAndText...): the module is opened with dlopen(RTLD_DEEPBIND), which ASan
-#   refuses. Every other test reads tokenizer.model through the native reader instead
-#   (SQ_SPM_NATIVE=1, src/data/spm_native.cpp; NativeSpm.* proves it gives the module's ids in
-#   the normal build), and the module's own code runs under ASan in fuzz/fuzz_spm.cpp;
-# - IqpSolver.RealisticSizeStatistics: the IQP solver on Llama-sized problems, 63 s under ASan
-#   (9 s in the normal build), 11% of the 578 test-seconds here; the same solver code runs
-#   here in the other IqpSolver tests (brute-force cross-checks on small problems).
+# - SpmModule, the three tests whose subject is the SentencePiece module itself: the module is
+#   opened with dlopen(RTLD_DEEPBIND), which ASan refuses. Every other test reads
+#   tokenizer.model through the native reader instead (SQ_SPM_NATIVE=1,
+#   src/data/spm_native.cpp; SpmModule.NativeReader... proves it gives the module's ids in the
+#   normal build), and the module's own code runs under ASan in fuzz/fuzz_spm.cpp;
+# - IqpSolverAtScale (RealisticSizeStatistics): the IQP solver on Llama-sized problems, 63 s
+#   under ASan (9 s in the normal build), 11% of the 578 test-seconds here; the same solver
+#   code runs here in the IqpSolver suite (brute-force cross-checks on small problems).
 # Leak checking is off: libtorch and OpenBLAS keep allocations to process exit by design.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -69,7 +69,7 @@ export ASAN_OPTIONS="detect_leaks=0:abort_on_error=1:detect_odr_violation=0:${AS
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export OMP_NUM_THREADS=1
 export SQ_SPM_NATIVE=1
-EXCLUDE='Cli|Interop|MoeReference|Slurm|EvalParity|Reliability|LayerOrder|GgufTok|Tokenizer\.ModulePathIsReported|Tokenizer\.TorchAndSentencePieceShareOneProcess|NativeSpm\.SameIds|IqpSolver\.RealisticSizeStatistics'
+EXCLUDE='Cli|Interop|MoeReference|Slurm|EvalParity|Reliability|LayerOrder|GgufTok|^SpmModule$|^IqpSolverAtScale$'
 start=$(date +%s)
 rc=0
 ctest --test-dir "$DIR" -j "$JOBS" -R "$FILTER" -E "$EXCLUDE" \

@@ -269,7 +269,7 @@ phase_test() {
   local budget=$1
   cd "$BUILD"
   timeout --signal=TERM --kill-after=10 "$budget" \
-    ctest -j 8 --output-on-failure --timeout 240 --output-junit "$AUX/ctest-junit.xml"
+    ctest -j 8 --output-on-failure --timeout 600 --output-junit "$AUX/ctest-junit.xml"
 }
 
 # Runs bench/SCRIPT.py on the device with --out $OUT/SCRIPT.json, the given budget and the

@@ -7,8 +7,8 @@
 // Only what that engine reproduces exactly is accepted: a BPE model (trainer_spec.model_type
 // 2, every Llama 1/2 and Mistral tokenizer.model) with the identity normalizer (no
 // precompiled_charsmap, no whitespace folding). Anything else is refused with one line that
-// says to unset SQ_SPM_NATIVE. tests/test_tokenizer.cpp (NativeSpm.*) checks that both
-// paths give the same ids on stories260K and Llama 2.
+// says to unset SQ_SPM_NATIVE. tests/test_tokenizer.cpp (SpmModule.NativeReader..., NativeSpm.*)
+// checks that both paths give the same ids on stories260K and Llama 2.
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
