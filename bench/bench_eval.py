@@ -55,15 +55,16 @@ def now_iso():
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def run(cmd, timeout=None, tag="bench_eval", tail=15, note=""):
-    """Runs cmd, echoing it; returns (rc, seconds, combined output tail)."""
+def run(cmd, timeout=None, tag="bench_eval", tail=15, note="", env=None):
+    """Runs cmd (with ENV, a dict of variables added to this process's, if given), echoing it;
+    returns (rc, seconds, combined output tail)."""
     log("+ " + " ".join(cmd))
     if timeout is not None and timeout == float("inf"):
         timeout = None
     t0 = time.monotonic()
     try:
         p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                           timeout=timeout)
+                           timeout=timeout, env=dict(os.environ, **env) if env else None)
         rc, out = p.returncode, p.stdout
     except subprocess.TimeoutExpired as e:
         rc = 124
@@ -119,9 +120,15 @@ def prepare_models(args, budget_end):
         if name == "stories260K":
             models.append(("stories260K", STORIES, {"source": "tests/fixtures (real weights)"}))
             continue
+        if name == "smollm2":
+            d = os.path.join(REPO, "models", "smollm2-135m")
+            if not os.path.isfile(os.path.join(d, "config.json")):
+                raise SystemExit("bench_eval: %s is missing (bash scripts/get_models.sh makes it)" % d)
+            models.append(("smollm2-135m", d, {"source": "models/ (real weights, scripts/get_models.sh)"}))
+            continue
         tok = PRESET_TOKENIZER.get(name)
         if tok is None:
-            raise SystemExit("bench_eval: no tokenizer.model matches preset %r (known: %s, stories260K)"
+            raise SystemExit("bench_eval: no tokenizer.model matches preset %r (known: %s, stories260K, smollm2)"
                              % (name, ", ".join(sorted(PRESET_TOKENIZER))))
         tok_path = STORIES if tok == "stories" else os.path.join(args.data_dir, "tokenizers", "llama2")
         if not os.path.exists(os.path.join(tok_path, "tokenizer.model")):

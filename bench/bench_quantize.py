@@ -11,6 +11,9 @@ CPU (default): stories260K (real weights) with its per-channel test recipes (w4 
 GPTQ), and a synthetic `tiny` Llama (hidden 64, too narrow for g128) with w4g32 and w4
 per-channel recipes written into --work; calibration c4-2k from --data-dir (the fixture text
 when the data folder is absent), 128 x 512 tokens; perplexity on the bundled WikiText-2 excerpt.
+`--preset smollm2`: SmolLM2-135M (models/, real weights) with RTN and GPTQ w4g128.
+`--malloc both` runs every recipe twice, on glibc's default allocator thresholds and on the
+CLI's own (sq::tune_allocator), side by side.
 CUDA: a synthetic llama2-7b bf16 checkpoint (shared with bench_eval.py's cache), GPTQ w4g128 and
 RTN w4g128, 128 x 2048 calibration tokens of WikiText-2 (timing only: see the README).
 """
@@ -53,6 +56,8 @@ DEFAULT_RECIPES = {
                     "configs/test/stories-d2quant-w2-no-rotate.json", "configs/test/stories-d2quant-w2-no-gptaq.json",
                     "configs/test/stories-d2quant-w2-no-dsq.json", "configs/test/stories-d2quant-w2-no-dac.json"],
     "tiny": ["@tiny-rtn-w4g32", "@tiny-gptq-w4g32", "@tiny-rtn-w4-pc", "@tiny-gptq-w4-pc"],
+    # real weights at a real width (576, 49152 vocabulary; scripts/get_models.sh): --preset smollm2
+    "smollm2-135m": ["configs/rtn-w4g128.json", "configs/gptq-w4g128.json"],
 }
 # GPTQ first: it is the row with a target; D²Quant's target is within 1.5x of GPTQ's time.
 DEFAULT_RECIPES_7B = ["gptq-w4g128", "rtn-w4g128", "d2quant-w2g128"]
@@ -126,9 +131,15 @@ def recipe_label(r):
     return base[:-5] if base.endswith(".json") else base.lstrip("@")
 
 
-def run(cmd, timeout=None):
+def run(cmd, timeout=None, env=None):
     """Runs cmd, echoing it; returns (rc, wall seconds, combined output)."""
-    return be.run(cmd, timeout, tag="bench_quantize", tail=12, note=" (time budget)")
+    return be.run(cmd, timeout, tag="bench_quantize", tail=12, note=" (time budget)", env=env)
+
+
+# --malloc: the CLI tunes glibc's allocator (sq::tune_allocator) unless the environment already
+# carries a malloc tunable; glibc.malloc.perturb=0 is glibc's own default, so with it the CLI
+# runs on glibc's default thresholds and nothing else changes.
+MALLOC_VARIANTS = {"tuned": None, "glibc": {"GLIBC_TUNABLES": "glibc.malloc.perturb=0"}}
 
 
 def dir_bytes(path):
@@ -214,6 +225,9 @@ def main():
     ap.add_argument("--seed", type=int, default=0, help="synthetic checkpoint seed")
     ap.add_argument("--threads", type=int, default=0, help="--threads for the CLI (0: its default)")
     ap.add_argument("--keep-outputs", action="store_true", help="keep the quantized models in --work")
+    ap.add_argument("--malloc", choices=["tuned", "glibc", "both"], default="tuned",
+                    help="the CLI's allocator: tuned (its default), glibc (glibc's default thresholds) "
+                         "or both, each recipe run with glibc's defaults and then tuned, side by side")
     ap.add_argument("--budget-s", type=float, default=0,
                     help="stop starting rows after this many seconds and kill a row that runs past "
                          "it (0 = no limit)")
@@ -296,7 +310,7 @@ def main():
                        "--device", args.device, "--dtype", eval_dtype, "--json", jpath, "--quiet"]
                 if args.threads:
                     cmd += ["--threads", str(args.threads)]
-                rc, wall, out = run(cmd, timeout=left)
+                rc, wall, out = run(cmd, timeout=left, env=MALLOC_VARIANTS["glibc" if args.malloc == "glibc" else "tuned"])
                 if rc != 0 or not os.path.exists(jpath):
                     report["failures"].append({"row": tag, "why": "rc %d" % rc, "output_tail": out[-2000:]})
                 else:
@@ -312,11 +326,12 @@ def main():
                         "eval_json": ej})
                 save()
 
-        for rec in recipes:
+        variants = ["glibc", "tuned"] if args.malloc == "both" else [args.malloc]
+        for rec, malloc in [(r, v) for r in recipes for v in variants]:
             rpath = generated.get(rec, rec)
             if rec.startswith("@") and rec not in generated:
                 raise SystemExit("bench_quantize: unknown generated recipe %s" % rec)
-            name = recipe_label(rec)
+            name = recipe_label(rec) + ("" if args.malloc == "tuned" else " [%s malloc]" % malloc)
             tag = "%s/%s" % (label, name)
             left = budget_end - time.monotonic()
             if left < 15:
@@ -324,8 +339,8 @@ def main():
                 report["skipped"].append({"row": tag, "why": "time budget spent"})
                 save()
                 continue
-            qout = os.path.join(args.work, "q-%s-%s" % (label, name))
-            jpath = os.path.join(args.work, "qbench-%s-%s.json" % (label, name))
+            qout = os.path.join(args.work, "q-%s-%s" % (label, recipe_label(rec)))
+            jpath = os.path.join(args.work, "qbench-%s-%s.json" % (label, recipe_label(rec)))
             # a killed earlier run leaves OUT.work behind, and quantize would resume from it
             for p in (qout, qout + ".work"):
                 shutil.rmtree(p, ignore_errors=True)
@@ -342,7 +357,7 @@ def main():
                 cmd += ["--eval", ",".join(evals)]
             if args.threads:
                 cmd += ["--threads", str(args.threads)]
-            rc, wall, out = run(cmd, timeout=left)
+            rc, wall, out = run(cmd, timeout=left, env=MALLOC_VARIANTS[malloc])
             out_bytes = dir_bytes(qout) if os.path.isdir(qout) else None
             # what the output really holds (mixed-precision passes plan per layer)
             stored_bpw = output_qconfig(qout).get("bits_per_weight_quantized_linears")
@@ -364,7 +379,7 @@ def main():
             pp = qj.get("perplexity") or []
             cal = qj.get("calibration")
             row = {
-                "model": label, "recipe": name, "recipe_path": rpath, "baseline": False,
+                "model": label, "recipe": name, "recipe_path": rpath, "baseline": False, "malloc": malloc,
                 "device": qj.get("device"), "calibration_dtype": qj.get("calibration_dtype"),
                 "format": (qj.get("recipe") or {}).get("format"),
                 "passes": [p.get("pass") for p in (qj.get("recipe") or {}).get("pipeline", [])],
@@ -441,7 +456,7 @@ def main():
            "timings_seconds (RTN has none); rest s = total s - the phases (model load, calibration text "
            "load + tokenize, writing the packed model); peak RSS / GPU = the report's peaks, taken before "
            "--eval (GPU peak reset after model load)")
-    synth = [lb for lb, info in report["models"].items() if not info.get("source", "").startswith("tests/")]
+    synth = [lb for lb, info in report["models"].items() if "real weights" not in info.get("source", "")]
     if evals and synth:
         be.log("synthetic models (%s) have random weights: their ppl is about the vocabulary size and only "
                "shows that quantization did not break the model" % ", ".join(synth))
