@@ -386,7 +386,9 @@ def main():
                 "wall_seconds": round(wall, 3), "seconds_total": qj.get("seconds_total"),
                 "phases": {k: ts.get(k) for k, _ in PHASES},
                 "other_phases": {k: v for k, v in ts.items() if k not in known},
-                "rest_seconds": (qj["seconds_total"] - sum(v for v in ts.values() if isinstance(v, (int, float))))
+                # sub-phases ("of which hessian accumulation") are inside their phase: not subtracted twice
+                "rest_seconds": (qj["seconds_total"] - sum(v for k, v in ts.items()
+                                                           if isinstance(v, (int, float)) and not k.startswith("of which ")))
                 if isinstance(qj.get("seconds_total"), (int, float)) else None,
                 "peak_rss_bytes": qj.get("peak_rss_bytes"), "peak_gpu_bytes": qj.get("peak_gpu_bytes"),
                 "bits_per_weight_planned": qj.get("bits_per_weight_planned"),
